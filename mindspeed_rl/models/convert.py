@@ -152,10 +152,10 @@ def hf_to_mcore(
                             parts.append(cache[name])
                         else:
                             parts.append(reader.read(name, rows))
-                    shard = spec.layout.to_local(parts, tp, r).to(dtype)
-                    files[r].write(spec.mcore_name, shard)
-                    bar.update(shard.nbytes)
-                    del parts, shard
+                    pieces = [p.to(dtype) for p in spec.layout.local_pieces(parts, tp, r)]
+                    files[r].write(spec.mcore_name, pieces)
+                    bar.update(sum(p.nbytes for p in pieces))
+                    del parts, pieces
                 cache.clear()
             for f in files:
                 f.close()
@@ -267,8 +267,8 @@ def mcore_to_hf(
         shard_i, writer, left = -1, None, 0
         for stage, plan in zip(stages, plans):
             for spec in plan:
-                tensors = spec.layout.to_hf(stage.shards(spec.mcore_name))
-                for name, t in zip(spec.hf_names, tensors):
+                tensors = spec.layout.hf_pieces(stage.shards(spec.mcore_name))
+                for name, pieces in zip(spec.hf_names, tensors):
                     if left == 0:
                         if writer:
                             writer.close()
@@ -276,10 +276,10 @@ def mcore_to_hf(
                         writer = SafetensorsStreamWriter(os.path.join(tmp, fname[shard_i]), shard_plan[shard_i],
                                                          {"format": "pt"})
                         left = len(shard_plan[shard_i])
-                    t = t.to(out_dtype)
-                    writer.write(name, t)
+                    pieces = [p.to(out_dtype) for p in pieces]
+                    writer.write(name, pieces)
                     left -= 1
-                    bar.update(t.nbytes)
+                    bar.update(sum(p.nbytes for p in pieces))
                 del tensors
             stage.release()
         writer.close()

@@ -216,13 +216,17 @@ class SafetensorsStreamWriter:
         self._f.write(struct.pack("<Q", len(blob)) + blob)
         self._next = 0
 
-    def write(self, name: str, tensor: torch.Tensor) -> None:
+    def write(self, name: str, tensor) -> None:
+        """Write the next tensor: one tensor, or pieces whose bytes concatenate to it."""
         exp_name, dtype, shape = self.order[self._next]
-        if name != exp_name or tensor.dtype != dtype or tuple(tensor.shape) != tuple(shape):
-            raise RuntimeError(
-                f"{self.path}: expected {exp_name} {dtype} {tuple(shape)}, got {name} {tensor.dtype} {tuple(tensor.shape)}"
-            )
-        self._f.write(memoryview(tensor.contiguous().reshape(-1).view(torch.uint8).numpy()))
+        pieces = [tensor] if isinstance(tensor, torch.Tensor) else list(tensor)
+        nbytes = int(torch.Size(shape).numel()) * dtype.itemsize
+        if (name != exp_name or any(p.dtype != dtype for p in pieces) or sum(p.nbytes for p in pieces) != nbytes
+                or (isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != tuple(shape))):
+            raise RuntimeError(f"{self.path}: expected {exp_name} {dtype} {tuple(shape)}, got {name} "
+                               f"{[p.dtype for p in pieces][:1]} {sum(p.nbytes for p in pieces)} bytes")
+        for p in pieces:
+            self._f.write(memoryview(p.contiguous().reshape(-1).view(torch.uint8).numpy()))
         self._next += 1
 
     def close(self) -> None:

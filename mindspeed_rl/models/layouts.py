@@ -44,6 +44,14 @@ class Layout:
     def local_shape(self, hf_shapes: Sequence[Sequence[int]], tp: int) -> tuple[int, ...]:
         raise NotImplementedError
 
+    # Streaming forms: tensors whose bytes, written one after another, are the result. They let
+    # the converter write straight from the source tensors instead of concatenating first.
+    def local_pieces(self, parts: Sequence[torch.Tensor], tp: int, rank: int) -> list[torch.Tensor]:
+        return [self.to_local(parts, tp, rank)]
+
+    def hf_pieces(self, shards: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+        return [[t] for t in self.to_hf(shards)]
+
     def split(self, hf: Sequence[torch.Tensor], tp: int) -> list[torch.Tensor]:
         """All TP shards from the full HF tensors (in memory)."""
         out = []
@@ -81,6 +89,9 @@ class ColumnParallel(Layout):
 
     def to_hf(self, shards):
         return [torch.cat(list(shards), dim=0)]
+
+    def hf_pieces(self, shards):
+        return [list(shards)]
 
     def local_shape(self, hf_shapes, tp):
         return (hf_shapes[0][0] // tp, *hf_shapes[0][1:])
@@ -123,8 +134,23 @@ class VocabParallel(Layout):
         pad = torch.zeros((missing, *real.shape[1:]), dtype=real.dtype)
         return torch.cat([real, pad], dim=0)
 
+    def local_pieces(self, parts, tp, rank):
+        start, stop = _chunk_rows(self.padded_vocab, tp, rank)
+        real = parts[0]
+        missing = (stop - start) - real.shape[0]
+        pad = [torch.zeros((missing, *real.shape[1:]), dtype=real.dtype)] if missing else []
+        return [real] + pad
+
     def to_hf(self, shards):
         return [torch.cat(list(shards), dim=0)[: self.vocab_size]]
+
+    def hf_pieces(self, shards):
+        pieces, left = [], self.vocab_size
+        for s in shards:
+            if left > 0:
+                pieces.append(s[:left])
+            left -= s.shape[0]
+        return [pieces]
 
     def local_shape(self, hf_shapes, tp):
         return (self.padded_vocab // tp, *hf_shapes[0][1:])
@@ -163,6 +189,26 @@ class QKV(Layout):
         v = v.reshape(groups, d, *rest)
         return torch.cat([q, k, v], dim=1).reshape(-1, *rest)
 
+    def local_pieces(self, parts, tp, rank):
+        q, k, v = parts
+        d, hq = self.head_dim, self.heads_per_group * self.head_dim
+        out = []
+        for g in range(self.num_query_groups // tp):
+            out += [q[g * hq : (g + 1) * hq], k[g * d : (g + 1) * d], v[g * d : (g + 1) * d]]
+        return out
+
+    def hf_pieces(self, shards):
+        d, hq = self.head_dim, self.heads_per_group * self.head_dim
+        per = hq + 2 * d
+        qs, ks, vs = [], [], []
+        for s in shards:
+            for g in range(s.shape[0] // per):
+                base = g * per
+                qs.append(s[base : base + hq])
+                ks.append(s[base + hq : base + hq + d])
+                vs.append(s[base + hq + d : base + per])
+        return [qs, ks, vs]
+
     def _unfuse(self, shard):
         d = self.head_dim
         rest = shard.shape[1:]
@@ -198,6 +244,12 @@ class GateUp(Layout):
     def to_hf(self, shards):
         gates, ups = zip(*(s.chunk(2, dim=0) for s in shards))
         return [torch.cat(gates, 0), torch.cat(ups, 0)]
+
+    def local_pieces(self, parts, tp, rank):
+        return [parts[0], parts[1]]
+
+    def hf_pieces(self, shards):
+        return [[s[: s.shape[0] // 2] for s in shards], [s[s.shape[0] // 2 :] for s in shards]]
 
     def local_shape(self, hf_shapes, tp):
         return (2 * self.ffn // tp, *hf_shapes[0][1:])

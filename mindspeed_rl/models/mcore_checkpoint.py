@@ -104,15 +104,23 @@ class StreamingRankFile:
         self._crcs: dict[str, int] = {}
         self._f = open(path, "r+b")
 
-    def write(self, name: str, tensor: torch.Tensor) -> None:
+    def write(self, name: str, tensor) -> None:
+        """Write tensor ``name``: one tensor of its shape, or pieces whose bytes concatenate to it."""
         shape, dtype = self._expected[name]
-        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
-            raise RuntimeError(f"{self.path}: {name} expects {shape} {dtype}, got {tuple(tensor.shape)} {tensor.dtype}")
+        pieces = [tensor] if isinstance(tensor, torch.Tensor) else list(tensor)
+        if isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != shape:
+            raise RuntimeError(f"{self.path}: {name} expects shape {shape}, got {tuple(tensor.shape)}")
         offset, nbytes, fname = self._slots[name]
-        buf = memoryview(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())
+        if any(p.dtype != dtype for p in pieces) or sum(p.nbytes for p in pieces) != nbytes:
+            raise RuntimeError(f"{self.path}: {name} expects {nbytes} bytes of {dtype}, got "
+                               f"{sum(p.nbytes for p in pieces)} bytes of {[p.dtype for p in pieces][:1]}")
         self._f.seek(offset)
-        self._f.write(buf)
-        self._crcs[fname] = zlib.crc32(buf)
+        crc = 0
+        for p in pieces:
+            buf = memoryview(p.contiguous().reshape(-1).view(torch.uint8).numpy())
+            self._f.write(buf)
+            crc = zlib.crc32(buf, crc)
+        self._crcs[fname] = crc
 
     def close(self) -> None:
         """Patch the CRC of every record in its local header and in the central directory."""

@@ -98,3 +98,24 @@ def test_transformer_config_matches_hf():
     assert c.normalization == "RMSNorm" and c.gated_linear_unit and not c.add_bias_linear
     assert c.pipeline_model_parallel_layout is not None
     assert b.gpt_model_kwargs(2)["rotary_base"] == 1000000 and b.gpt_model_kwargs(2)["vocab_size"] == 256
+
+
+@pytest.mark.parametrize("layout,shapes,tp", [
+    (L.QKV(8, 4, 2), [(16, 3), (8, 3), (8, 3)], 2),
+    (L.QKV(8, 2, 2), [(16,), (4,), (4,)], 2),
+    (L.GateUp(8), [(8, 5), (8, 5)], 4),
+    (L.VocabParallel(10, 12), [(10, 3)], 4),
+    (L.VocabParallel(10, 16), [(10, 3)], 2),
+    (L.RowParallel(), [(3, 8)], 2),
+    (L.ColumnParallel(8), [(8, 3)], 2),
+    (L.Replicated(), [(5,)], 2),
+])
+def test_streaming_pieces_equal_whole_tensors(layout, shapes, tp):
+    hf = [torch.randn(s) for s in shapes]
+    shards = layout.split(hf, tp)
+    for r in range(tp):
+        parts = [t if rows is None else t[rows[0]:rows[1]] for t, rows in zip(hf, layout.hf_rows(tp, r))]
+        flat = torch.cat([p.reshape(-1) for p in layout.local_pieces(parts, tp, r)])
+        assert torch.equal(flat, shards[r].reshape(-1))
+    for full, pieces in zip(hf, layout.hf_pieces(shards)):
+        assert torch.equal(torch.cat([p.reshape(-1) for p in pieces]), full.reshape(-1))
