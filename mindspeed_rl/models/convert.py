@@ -17,14 +17,19 @@ import torch
 
 from mindspeed_rl.models import get_bridge
 from mindspeed_rl.models import mcore_checkpoint as mc
+from mindspeed_rl.models.background_writer import BackgroundWriter
 from mindspeed_rl.models.errors import CheckpointError
 from mindspeed_rl.models.hf_checkpoint import (
     INDEX_NAME,
     HFCheckpointReader,
     SafetensorsStreamWriter,
     dtype_from_str,
+    materialize,
 )
 
+# Read/write granularity for big tensors. Above glibc's largest dynamic mmap threshold (32 MiB),
+# so each chunk is its own mapping and goes back to the OS when freed instead of staying in the heap.
+CHUNK_BYTES = 48 * 2**20
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 
@@ -121,7 +126,8 @@ def hf_to_mcore(
         * dtype.itemsize * tp
         for plan in plans for s in plan
     )
-    with reader, atomic_output_dir(save_dir, overwrite) as tmp, _progress(total, "hf2mcore", quiet) as bar:
+    with reader, atomic_output_dir(save_dir, overwrite) as tmp, _progress(total, "hf2mcore", quiet) as bar, \
+            BackgroundWriter() as bg:
         for pp_rank, plan in enumerate(plans):
             layers = bridge.layers_for_stage(pp_rank, pp, num_layer_list)
             shapes = {
@@ -143,20 +149,26 @@ def hf_to_mcore(
             ]
             for spec in plan:
                 cache: dict[str, torch.Tensor] = {}  # whole tensors needed by every rank (row-parallel)
+
+                def read(i, rows, spec=spec, cache=cache):
+                    name = spec.hf_names[i]
+                    if rows is not None:
+                        return reader.lazy(name, rows)
+                    if name not in cache:
+                        cache[name] = reader.read(name)
+                    return cache[name]
+
                 for r in range(tp):
-                    parts = []
-                    for name, rows in zip(spec.hf_names, spec.layout.hf_rows(tp, r)):
-                        if rows is None:
-                            if name not in cache:
-                                cache[name] = reader.read(name)
-                            parts.append(cache[name])
-                        else:
-                            parts.append(reader.read(name, rows))
-                    pieces = [p.to(dtype) for p in spec.layout.local_pieces(parts, tp, r)]
-                    files[r].write(spec.mcore_name, pieces)
-                    bar.update(sum(p.nbytes for p in pieces))
-                    del parts, pieces
+                    pieces = (p if p.dtype == dtype else materialize(p).to(dtype)
+                              for p in spec.layout.read_local_pieces(read, tp, r, CHUNK_BYTES))
+                    nbytes = files[r].nbytes(spec.mcore_name)
+                    if nbytes <= CHUNK_BYTES:
+                        pieces = list(pieces)  # produce here, write on the writer thread
+                    bg.submit(files[r].write, spec.mcore_name, pieces, nbytes=nbytes)
+                    bg.submit(bar.update, nbytes)
+                    del pieces
                 cache.clear()
+            bg.drain()
             for f in files:
                 f.close()
         with open(os.path.join(tmp, mc.META), "w", encoding="utf-8") as f:
@@ -167,10 +179,28 @@ def hf_to_mcore(
     return meta
 
 
+def _madvise_dontneed():
+    try:
+        import ctypes
+        import mmap
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        return madvise, mmap.PAGESIZE, getattr(mmap, "MADV_DONTNEED", 4)
+    except (OSError, AttributeError):  # not Linux/glibc: pages are simply kept until re-open
+        return None
+
+
+_MADVISE = _madvise_dontneed()
+
+
 class _StageFiles:
     """The TP rank files of one pipeline stage, mmap-loaded and re-opened every ``budget`` bytes.
 
-    Pages touched through an mmap stay resident until it is unmapped; re-opening bounds that.
+    Pages touched through an mmap stay resident until it is unmapped: ``drop`` hands the pages of
+    tensors already written back to the kernel (they are clean private file pages, so reading
+    them again would simply fault them back in from the file), and re-opening bounds the rest.
     """
 
     def __init__(self, root: str, iteration: int, pp_rank: int, meta: dict, budget: int):
@@ -203,6 +233,25 @@ class _StageFiles:
 
     def release(self) -> None:
         self._sds = None
+
+    @staticmethod
+    def drop(tensors) -> None:
+        """Release the resident pages of mmap-backed ``tensors`` (only ever call on tensors from ``shards``)."""
+        if _MADVISE is None:
+            return
+        madvise, page, flag = _MADVISE
+        for t in tensors:
+            start = t.data_ptr()
+            a, b = -(-start // page) * page, (start + t.nbytes) // page * page  # whole pages only
+            if b > a:
+                madvise(a, b - a, flag)
+
+
+def _row_chunks(t: torch.Tensor, max_bytes: int) -> list[torch.Tensor]:
+    if t.dim() == 0 or t.nbytes <= max_bytes:
+        return [t]
+    rows = max(1, max_bytes // max(1, t[0].nbytes))
+    return list(t.split(rows, dim=0))
 
 
 def _plan_shards(entries: list[tuple[str, torch.dtype, tuple[int, ...]]], max_shard_bytes: int):
@@ -267,8 +316,12 @@ def mcore_to_hf(
         shard_i, writer, left = -1, None, 0
         for stage, plan in zip(stages, plans):
             for spec in plan:
-                tensors = spec.layout.hf_pieces(stage.shards(spec.mcore_name))
+                shards = stage.shards(spec.mcore_name)
+                tensors = spec.layout.hf_pieces(shards)
                 for name, pieces in zip(spec.hf_names, tensors):
+                    # ~32 MiB views, each released right after it is written: resident memory
+                    # stays near one chunk even for the embedding.
+                    pieces = [c for p in pieces for c in _row_chunks(p, 32 * 2**20)]
                     if left == 0:
                         if writer:
                             writer.close()
@@ -276,11 +329,12 @@ def mcore_to_hf(
                         writer = SafetensorsStreamWriter(os.path.join(tmp, fname[shard_i]), shard_plan[shard_i],
                                                          {"format": "pt"})
                         left = len(shard_plan[shard_i])
-                    pieces = [p.to(out_dtype) for p in pieces]
-                    writer.write(name, pieces)
+                    writer.write(name, pieces, cast=out_dtype,
+                                 on_written=lambda i, pieces=pieces: stage.drop([pieces[i]]))
                     left -= 1
-                    bar.update(sum(p.nbytes for p in pieces))
-                del tensors
+                    bar.update(sum(p.numel() for p in pieces) * out_dtype.itemsize)
+                stage.drop(shards)
+                del tensors, shards
             stage.release()
         writer.close()
         if nshards > 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -137,6 +138,7 @@ class HFCheckpointReader:
                     f"{' ...' if len(absent) > 5 else ''} ({len(absent)} in all); the checkpoint is incomplete"
                 )
         self._handles: dict[str, object] = {}
+        self._lock = threading.Lock()
 
     def names(self) -> list[str]:
         return list(self.entries)
@@ -160,7 +162,10 @@ class HFCheckpointReader:
     def _handle(self, path: str):
         h = self._handles.get(path)
         if h is None:
-            h = self._handles[path] = open(path, "rb", buffering=0)
+            with self._lock:  # the converter's writer thread reads too
+                h = self._handles.get(path)
+                if h is None:
+                    h = self._handles[path] = open(path, "rb", buffering=0)
         return h
 
     def read(self, name: str, rows: Optional[tuple[int, int]] = None) -> torch.Tensor:
@@ -173,16 +178,19 @@ class HFCheckpointReader:
             stop = e.start + rows[1] * e.row_bytes
             shape = (rows[1] - rows[0], *e.shape[1:])
         out = torch.empty(stop - start, dtype=torch.uint8)
-        f = self._handle(e.file)
-        f.seek(start)
+        fd = self._handle(e.file).fileno()
         view = memoryview(out.numpy())
         got = 0
         while got < len(view):
-            n = f.readinto(view[got:])
+            n = os.preadv(fd, [view[got:]], start + got)  # positional: safe from several threads
             if not n:
                 raise CheckpointError(f"{e.file}: unexpected end of file while reading {name}")
             got += n
         return out.view(e.dtype).reshape(shape)
+
+    def lazy(self, name: str, rows: tuple[int, int]) -> "RowRange":
+        """Rows [start, stop) of ``name`` as a lazy byte range (see RowRange)."""
+        return RowRange(self, name, rows[0], rows[1])
 
     def close(self) -> None:
         for h in self._handles.values():
@@ -194,6 +202,62 @@ class HFCheckpointReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+_BOUNCE = threading.local()
+
+
+class RowRange:
+    """Rows [start, stop) of a tensor in a safetensors file, not read yet.
+
+    Most Megatron shards are verbatim row ranges of HF tensors (q/k/v blocks per query group,
+    gate/up halves, vocab slices). Carrying the byte range instead of a tensor lets the writer copy
+    it through a small reused buffer, at plain-copy speed and without fresh allocations.
+    Supports row slicing; ``materialize()`` gives the tensor.
+    """
+
+    def __init__(self, reader: "HFCheckpointReader", name: str, start: int, stop: int):
+        self.reader, self.name, self.start, self.stop = reader, name, start, stop
+        e = reader.entries[name]
+        self.dtype = e.dtype
+        self.shape = (stop - start, *e.shape[1:])
+        self.nbytes = (stop - start) * e.row_bytes
+
+    def numel(self) -> int:
+        return int(torch.Size(self.shape).numel())
+
+    def __getitem__(self, idx) -> "RowRange":
+        if not isinstance(idx, slice) or idx.step not in (None, 1):
+            raise TypeError("RowRange supports contiguous row slices only")
+        a, b, _ = idx.indices(self.shape[0])
+        return RowRange(self.reader, self.name, self.start + a, self.start + max(a, b))
+
+    def materialize(self) -> torch.Tensor:
+        return self.reader.read(self.name, (self.start, self.stop))
+
+    def copy_into(self, f, crc: int = 0) -> int:
+        """Append the bytes to file ``f``; returns the running zlib CRC-32."""
+        import zlib
+
+        buf = getattr(_BOUNCE, "buf", None)
+        if buf is None:
+            buf = _BOUNCE.buf = bytearray(8 * 2**20)
+        view = memoryview(buf)
+        e = self.reader.entries[self.name]
+        fd = self.reader._handle(e.file).fileno()
+        pos, end = e.start + self.start * e.row_bytes, e.start + self.stop * e.row_bytes
+        while pos < end:
+            n = os.preadv(fd, [view[: min(len(view), end - pos)]], pos)
+            if not n:
+                raise CheckpointError(f"{e.file}: unexpected end of file while reading {self.name}")
+            f.write(view[:n])
+            crc = zlib.crc32(view[:n], crc)
+            pos += n
+        return crc
+
+
+def materialize(t) -> torch.Tensor:
+    return t.materialize() if isinstance(t, RowRange) else t
 
 
 class SafetensorsStreamWriter:
@@ -216,17 +280,27 @@ class SafetensorsStreamWriter:
         self._f.write(struct.pack("<Q", len(blob)) + blob)
         self._next = 0
 
-    def write(self, name: str, tensor) -> None:
-        """Write the next tensor: one tensor, or pieces whose bytes concatenate to it."""
+    def write(self, name: str, tensor, cast: Optional[torch.dtype] = None, on_written=None) -> None:
+        """Write the next tensor: one tensor, or pieces whose bytes concatenate to it.
+
+        ``cast``: convert each piece to this dtype just before writing it (one piece in memory at
+        a time). ``on_written(i)``: called after piece ``i`` is on its way to disk.
+        """
         exp_name, dtype, shape = self.order[self._next]
         pieces = [tensor] if isinstance(tensor, torch.Tensor) else list(tensor)
+        out_dtypes = [cast or p.dtype for p in pieces]
         nbytes = int(torch.Size(shape).numel()) * dtype.itemsize
-        if (name != exp_name or any(p.dtype != dtype for p in pieces) or sum(p.nbytes for p in pieces) != nbytes
+        got = sum(p.numel() * d.itemsize for p, d in zip(pieces, out_dtypes))
+        if (name != exp_name or any(d != dtype for d in out_dtypes) or got != nbytes
                 or (isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != tuple(shape))):
             raise RuntimeError(f"{self.path}: expected {exp_name} {dtype} {tuple(shape)}, got {name} "
-                               f"{[p.dtype for p in pieces][:1]} {sum(p.nbytes for p in pieces)} bytes")
-        for p in pieces:
+                               f"{out_dtypes[:1]} {got} bytes")
+        for i, p in enumerate(pieces):
+            p = p.to(dtype)
             self._f.write(memoryview(p.contiguous().reshape(-1).view(torch.uint8).numpy()))
+            del p
+            if on_written is not None:
+                on_written(i)
         self._next += 1
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
 
@@ -25,6 +25,16 @@ Rows = Optional[tuple[int, int]]
 def _chunk_rows(n: int, tp: int, rank: int) -> tuple[int, int]:
     size = n // tp
     return rank * size, (rank + 1) * size
+
+
+def _read_in_chunks(read, start: int, stop: int, max_bytes: int) -> Iterator[torch.Tensor]:
+    """Rows [start, stop) of part 0, read a few rows at a time."""
+    if stop <= start:
+        return
+    first = read(0, (start, start + 1))
+    rows = max(1, max_bytes // max(1, first.nbytes))
+    for a in range(start, stop, rows):
+        yield read(0, (a, min(stop, a + rows)))
 
 
 class Layout:
@@ -51,6 +61,13 @@ class Layout:
 
     def hf_pieces(self, shards: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
         return [[t] for t in self.to_hf(shards)]
+
+    def read_local_pieces(self, read, tp: int, rank: int, max_bytes: int) -> Iterable[torch.Tensor]:
+        """Pieces of the rank's shard from ``read(part_index, rows)``; layouts whose shard is a
+        plain row range override this to read it in chunks of about ``max_bytes``. ``read`` may
+        return lazy row ranges for row-sliced parts: only row slicing is used on those."""
+        parts = [read(i, rows) for i, rows in enumerate(self.hf_rows(tp, rank))]
+        return self.local_pieces(parts, tp, rank)
 
     def split(self, hf: Sequence[torch.Tensor], tp: int) -> list[torch.Tensor]:
         """All TP shards from the full HF tensors (in memory)."""
@@ -140,6 +157,14 @@ class VocabParallel(Layout):
         missing = (stop - start) - real.shape[0]
         pad = [torch.zeros((missing, *real.shape[1:]), dtype=real.dtype)] if missing else []
         return [real] + pad
+
+    def read_local_pieces(self, read, tp, rank, max_bytes) -> Iterator[torch.Tensor]:
+        (start, stop), = self.hf_rows(tp, rank)
+        yield from _read_in_chunks(read, start, stop, max_bytes)
+        missing = (self.padded_vocab // tp) - (stop - start)
+        if missing:
+            first = read(0, (0, 1))
+            yield torch.zeros((missing, *first.shape[1:]), dtype=first.dtype)
 
     def to_hf(self, shards):
         return [torch.cat(list(shards), dim=0)[: self.vocab_size]]

@@ -104,22 +104,33 @@ class StreamingRankFile:
         self._crcs: dict[str, int] = {}
         self._f = open(path, "r+b")
 
+    def nbytes(self, name: str) -> int:
+        return self._slots[name][1]
+
     def write(self, name: str, tensor) -> None:
-        """Write tensor ``name``: one tensor of its shape, or pieces whose bytes concatenate to it."""
+        """Write tensor ``name``: one tensor of its shape, or pieces (any iterable, consumed lazily)
+        whose bytes concatenate to it."""
         shape, dtype = self._expected[name]
-        pieces = [tensor] if isinstance(tensor, torch.Tensor) else list(tensor)
-        if isinstance(tensor, torch.Tensor) and tuple(tensor.shape) != shape:
-            raise RuntimeError(f"{self.path}: {name} expects shape {shape}, got {tuple(tensor.shape)}")
+        if isinstance(tensor, torch.Tensor):
+            if tuple(tensor.shape) != shape:
+                raise RuntimeError(f"{self.path}: {name} expects shape {shape}, got {tuple(tensor.shape)}")
+            tensor = [tensor]
         offset, nbytes, fname = self._slots[name]
-        if any(p.dtype != dtype for p in pieces) or sum(p.nbytes for p in pieces) != nbytes:
-            raise RuntimeError(f"{self.path}: {name} expects {nbytes} bytes of {dtype}, got "
-                               f"{sum(p.nbytes for p in pieces)} bytes of {[p.dtype for p in pieces][:1]}")
         self._f.seek(offset)
-        crc = 0
-        for p in pieces:
-            buf = memoryview(p.contiguous().reshape(-1).view(torch.uint8).numpy())
-            self._f.write(buf)
-            crc = zlib.crc32(buf, crc)
+        crc, written = 0, 0
+        for p in tensor:
+            if p.dtype != dtype or written + p.nbytes > nbytes:
+                raise RuntimeError(f"{self.path}: {name} expects {nbytes} bytes of {dtype}; got a piece of "
+                                   f"{p.dtype} ending at byte {written + p.nbytes}")
+            if hasattr(p, "copy_into"):  # a lazy byte range of the source file (hf_checkpoint.RowRange)
+                crc = p.copy_into(self._f, crc)
+            else:
+                buf = memoryview(p.contiguous().reshape(-1).view(torch.uint8).numpy())
+                self._f.write(buf)
+                crc = zlib.crc32(buf, crc)
+            written += p.nbytes
+        if written != nbytes:
+            raise RuntimeError(f"{self.path}: {name} expects {nbytes} bytes, got {written}")
         self._crcs[fname] = crc
 
     def close(self) -> None:
