@@ -82,3 +82,22 @@ def converted_logits(rank, world_size, mg_dir):
     load_rank_checkpoint(model, mg_dir, ps.get_tensor_model_parallel_rank(), ps.get_pipeline_model_parallel_rank())
     logits = forward_logits(model, tokens_for(bridge.vocab_size))
     return None if logits is None else logits[..., : bridge.vocab_size]
+
+
+def synced_weights(rank, world_size, mg_dir, bucket_bytes):
+    """Load the converted checkpoint, then gather it back into HF tensors through weight_sync."""
+    from megatron.core import parallel_state as ps
+
+    from mindspeed_rl.models import get_bridge
+    from mindspeed_rl.models.mcore_checkpoint import load_rank_checkpoint, read_meta
+    from mindspeed_rl.models.weight_sync import iter_hf_weights
+
+    meta = read_meta(mg_dir)
+    tp, pp = meta["tp"], meta["pp"]
+    setup_parallel(tp, pp)
+    bridge = get_bridge(meta["hf_config"])
+    model = build_model(bridge, tp, pp, meta["padded_vocab_size"], meta["num_layer_list"])
+    load_rank_checkpoint(model, mg_dir, ps.get_tensor_model_parallel_rank(), ps.get_pipeline_model_parallel_rank())
+    buckets = list(iter_hf_weights(model, bridge, meta["padded_vocab_size"], meta["num_layer_list"],
+                                   bucket_bytes=bucket_bytes))
+    return [[(n, t.clone()) for n, t in b] for b in buckets]
