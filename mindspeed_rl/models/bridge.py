@@ -27,13 +27,6 @@ class ParamSpec:
     hf_names: tuple[str, ...]
     layout: L.Layout
 
-    @property
-    def is_tied_copy(self) -> bool:
-        """True for the last stage's ``output_layer.weight`` copy of a tied embedding."""
-        return self.mcore_name == "output_layer.weight" and self.hf_names == (self.hf_embedding,)
-
-    hf_embedding = "model.embed_tokens.weight"
-
 
 def _to_dict(hf_config: Any) -> dict:
     if isinstance(hf_config, Mapping):

@@ -116,3 +116,19 @@ def test_megatron_layout_on_disk(tmp_path):
 def test_cli_help_runs_without_backends():
     out = subprocess.run([sys.executable, CLI, "hf2mcore", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--num-layer-list" in out.stdout
+
+
+def test_mcore2hf_with_external_hf_config_dir(tmp_path):
+    """--hf-config-dir supplies config and tokenizer files when the checkpoint's copy is gone."""
+    import shutil
+
+    hf = make_hf(str(tmp_path), dtype=torch.float32, tie_word_embeddings=True)
+    mg, back = tmp_path / "mg", tmp_path / "back"
+    assert cli("hf2mcore", "--load-dir", hf, "--save-dir", mg, "--tp", 2, "--quiet") == 0
+    shutil.rmtree(mg / "hf_config")
+    assert cli("mcore2hf", "--load-dir", mg, "--save-dir", back, "--hf-config-dir", hf, "--dtype", "bf16",
+               "--quiet") == 0
+    src, out = load_hf(hf), load_hf(back)
+    assert sorted(src) == sorted(out) and "lm_head.weight" not in out
+    assert all(torch.equal(out[n], src[n].bfloat16()) for n in src)
+    assert (back / "merges.txt").is_file() and json.load(open(back / "config.json"))["torch_dtype"] == "bfloat16"

@@ -67,21 +67,26 @@ def forward_logits(model, tokens: torch.Tensor):
     return None
 
 
-def converted_logits(rank, world_size, mg_dir):
-    """Load the converted checkpoint at its own TP/PP and return the logits (or None)."""
+def converted_logits(rank, world_size, mg_dirs):
+    """Load each converted checkpoint (all at the same TP/PP) and return their logits (or Nones)."""
     from megatron.core import parallel_state as ps
 
     from mindspeed_rl.models import get_bridge
     from mindspeed_rl.models.mcore_checkpoint import load_rank_checkpoint, read_meta
 
-    meta = read_meta(mg_dir)
-    tp, pp = meta["tp"], meta["pp"]
-    setup_parallel(tp, pp)
-    bridge = get_bridge(meta["hf_config"])
-    model = build_model(bridge, tp, pp, meta["padded_vocab_size"], meta["num_layer_list"])
-    load_rank_checkpoint(model, mg_dir, ps.get_tensor_model_parallel_rank(), ps.get_pipeline_model_parallel_rank())
-    logits = forward_logits(model, tokens_for(bridge.vocab_size))
-    return None if logits is None else logits[..., : bridge.vocab_size]
+    out = []
+    for mg_dir in mg_dirs:
+        meta = read_meta(mg_dir)
+        tp, pp = meta["tp"], meta["pp"]
+        if not ps.model_parallel_is_initialized():
+            setup_parallel(tp, pp)
+        bridge = get_bridge(meta["hf_config"])
+        model = build_model(bridge, tp, pp, meta["padded_vocab_size"], meta["num_layer_list"])
+        load_rank_checkpoint(model, mg_dir, ps.get_tensor_model_parallel_rank(),
+                             ps.get_pipeline_model_parallel_rank())
+        logits = forward_logits(model, tokens_for(bridge.vocab_size))
+        out.append(None if logits is None else logits[..., : bridge.vocab_size])
+    return out
 
 
 def synced_weights(rank, world_size, mg_dir, bucket_bytes):
