@@ -12,6 +12,10 @@ from .metrics import WeightedMetric
 from .policy_loss import compute_policy_loss
 
 
+def _zero_padding(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask, values, values.new_zeros(()))
+
+
 def compute_grpo_loss(
     log_prob: torch.Tensor,
     advantages: torch.Tensor,
@@ -55,8 +59,12 @@ def compute_grpo_loss(
     global_den = max(normalizers.denominator(mode), 1.0)
     mask = response_mask.bool()
 
-    if old_log_prob is None:
-        old_log_prob = log_prob.detach()
+    # Zero every input on padding first: a NaN/inf there (garbage log-probs of pad tokens) would
+    # otherwise turn into 0 * NaN = NaN in the backward pass and poison grad_norm.
+    log_prob, advantages = _zero_padding(log_prob, mask), _zero_padding(advantages, mask)
+    old_log_prob = log_prob.detach() if old_log_prob is None else _zero_padding(old_log_prob, mask)
+    ref_log_prob = None if ref_log_prob is None else _zero_padding(ref_log_prob, mask)
+    entropy = None if entropy is None else _zero_padding(entropy, mask)
     pg = compute_policy_loss(config.policy_loss, log_prob, old_log_prob, advantages, mask, config)
 
     def agg(values: torch.Tensor, name: str) -> torch.Tensor:

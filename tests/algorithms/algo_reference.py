@@ -115,7 +115,7 @@ def ref_grpo_loss(logp, old, adv, ref, entropy, mask, *, low, high, c, mode, nor
             n_tok += 1
             n_clip += clipped
             n_lower += lower
-            ppo_kl += float(old[b, t] - logp[b, t])
+            ppo_kl += (old[b, t] - logp[b, t]).item()
             if ref is not None:
                 kl_row.append(ref_kl(logp[b, t], ref[b, t], kl_type))
             if entropy is not None:
@@ -125,14 +125,14 @@ def ref_grpo_loss(logp, old, adv, ref, entropy, mask, *, low, high, c, mode, nor
         ent_rows.append(ent_row)
     pg = ref_aggregate(pg_rows, mode, norm_length)
     total = pg
-    metrics = {"pg_loss": float(pg), "pg_clipfrac": n_clip / max(n_tok, 1),
+    metrics = {"pg_loss": pg.item(), "pg_clipfrac": n_clip / max(n_tok, 1),
                "pg_clipfrac_lower": n_lower / max(n_tok, 1), "ppo_kl": ppo_kl / max(n_tok, 1)}
     if ref is not None:
         kl = ref_aggregate(kl_rows, mode, norm_length)
         total = total + kl_coef * kl
-        metrics["kl_loss"] = float(kl)
+        metrics["kl_loss"] = kl.item()
     if entropy is not None:
         ent = ref_aggregate(ent_rows, mode, norm_length)
         total = total - ent_coef * ent
-        metrics["entropy"] = float(ent)
+        metrics["entropy"] = ent.item()
     return total, metrics
