@@ -1,1 +1,25 @@
+"""GRPO algorithm math, pure torch: advantages, policy losses, KL estimators, entropy, loss aggregation.
 
+No state, no Megatron or Ray: the engine calls ``compute_grpo_loss`` per micro-batch with global
+normalisers from ``compute_loss_normalizers``; the trainer calls ``compute_advantages`` (and
+``apply_kl_in_reward``) on the whole batch. Algorithms are selected by name from registries.
+"""
+from .advantages import compute_advantages, dr_grpo_advantages, group_ids, grpo_advantages, rloo_advantages
+from .aggregation import AGG_MODES, LossNormalizers, aggregate_loss, aggregate_parts, compute_loss_normalizers
+from .config import AlgorithmConfig, PolicyLossConfig, field_help
+from .grpo_loss import compute_grpo_loss
+from .kl import apply_kl_in_reward, kl_penalty, scores_to_token_rewards
+from .logits import entropy_from_logits, logprobs_from_logits
+from .metrics import (WeightedMetric, finalize_metric_sums, metric_sums, pack_metric_sums, reduce_metrics,
+                      unpack_metric_sums)
+from .policy_loss import PolicyLossOutput, compute_policy_loss
+from .registry import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, POLICY_LOSSES, Registry
+
+__all__ = [
+    "ADVANTAGE_ESTIMATORS", "AGG_MODES", "AlgorithmConfig", "KL_ESTIMATORS", "LossNormalizers", "POLICY_LOSSES",
+    "PolicyLossConfig", "PolicyLossOutput", "Registry", "WeightedMetric", "aggregate_loss", "aggregate_parts",
+    "apply_kl_in_reward", "compute_advantages", "compute_grpo_loss", "compute_loss_normalizers",
+    "compute_policy_loss", "dr_grpo_advantages", "entropy_from_logits", "field_help", "finalize_metric_sums",
+    "group_ids", "grpo_advantages", "kl_penalty", "logprobs_from_logits", "metric_sums", "pack_metric_sums",
+    "reduce_metrics", "rloo_advantages", "scores_to_token_rewards", "unpack_metric_sums",
+]
