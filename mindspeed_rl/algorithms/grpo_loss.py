@@ -13,6 +13,9 @@ from .policy_loss import compute_policy_loss
 
 
 def _zero_padding(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    # Half-precision inputs are upcast: ratios and clip decisions in bf16 would be visibly wrong.
+    if values.dtype in (torch.float16, torch.bfloat16):
+        values = values.float()
     return torch.where(mask, values, values.new_zeros(()))
 
 

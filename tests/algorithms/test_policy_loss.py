@@ -95,3 +95,15 @@ def test_registry_and_unknown_name():
     assert {"vanilla", "clip", "gspo"} <= set(POLICY_LOSSES.names())
     with pytest.raises(KeyError, match="actor_config.policy_loss"):
         POLICY_LOSSES.get("ppo2")
+
+
+def test_bf16_inputs_are_computed_in_fp32():
+    logp, old, adv, mask = _data(3)
+    cfg = PolicyLossConfig(use_kl_loss=False)
+    want, _ = compute_grpo_loss(logp.bfloat16().float(), adv, mask, cfg, old_log_prob=old)
+    x = logp.bfloat16().requires_grad_(True)
+    got, _ = compute_grpo_loss(x, adv, mask, cfg, old_log_prob=old)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    got.backward()
+    assert x.grad.dtype == torch.bfloat16
