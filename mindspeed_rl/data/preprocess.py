@@ -112,7 +112,10 @@ def _resolve_inputs(spec: str) -> List[Path]:
             except InputError:
                 continue
         else:
-            parts.append(part)  # let expand_inputs raise its precise message
+            raise InputError(
+                f"input={part!r} matches nothing (looked in {Path.cwd()} and {REPO_ROOT}); pass "
+                "input=<absolute path>, or data_dir=<dir holding math/...> (env MINDSPEED_RL_DATA_DIR)"
+            )
     if not parts:
         raise InputError("input is empty; set input=<file, glob or datasets directory>")
     return expand_inputs(",".join(parts))
