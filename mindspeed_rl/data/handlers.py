@@ -84,6 +84,17 @@ class Handler:
                     f"Fix: map_keys.{key}=<one of those columns>"
                 )
 
+    def needed_columns(self, columns: Iterable[str]) -> List[str]:
+        """The top-level columns the mapped keys read (the reader loads only these)."""
+        cols = set(columns)
+        need = []
+        for path in self.map_keys.values():
+            if path:
+                top = path if path in cols else path.split(".")[0]
+                if top not in need:
+                    need.append(top)
+        return need
+
     # -- per row -------------------------------------------------------------------------------
     def field(self, row: Mapping[str, Any], key: str, required: bool = True) -> Any:
         path = self.map_keys.get(key)

@@ -36,7 +36,11 @@ def rejects_path(prefix: str) -> str:
 
 
 def _indexed_module():
-    return require("megatron.core.datasets.indexed_dataset", purpose="writing/reading Megatron indexed datasets")
+    import warnings
+
+    with warnings.catch_warnings():  # megatron-core warns about Apex/TE at import; irrelevant here
+        warnings.simplefilter("ignore")
+        return require("megatron.core.datasets.indexed_dataset", purpose="writing/reading Megatron indexed datasets")
 
 
 class PromptLabelWriter:

@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from .encoding import ChunkResult, EncoderSpec, RowEncoder, encode_in_worker, init_worker
 from .handlers import get_handler
@@ -104,7 +104,7 @@ def _resolve_inputs(spec: str) -> List[Path]:
             parts.append(part)
             continue
         # first base directory in which the file (or some glob match) exists
-        for base in (Path.cwd(), REPO_ROOT):
+        for base in dict.fromkeys((Path.cwd(), REPO_ROOT)):
             try:
                 expand_inputs(str(base / part))
                 parts.append(str(base / part))
@@ -113,7 +113,7 @@ def _resolve_inputs(spec: str) -> List[Path]:
                 continue
         else:
             raise InputError(
-                f"input={part!r} matches nothing (looked in {Path.cwd()} and {REPO_ROOT}); pass "
+                f"input={part!r} matches nothing (looked in {sorted({str(Path.cwd()), str(REPO_ROOT)})}); pass "
                 "input=<absolute path>, or data_dir=<dir holding math/...> (env MINDSPEED_RL_DATA_DIR)"
             )
     if not parts:
@@ -166,9 +166,16 @@ def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[List[RawRow]]:
         yield buf
 
 
-def _run_chunks(spec: EncoderSpec, chunks: Iterator[List[RawRow]], workers: int) -> Iterator[ChunkResult]:
-    """Encoded chunks in input order; at most a few chunks in flight per worker (bounded memory)."""
+def _run_chunks(
+    spec: EncoderSpec, chunks: Iterator[List[RawRow]], workers: int, on_busy: Callable[[], None]
+) -> Iterator[ChunkResult]:
+    """Encoded chunks in input order; a bounded number in flight (bounded memory).
+
+    ``on_busy`` runs once the workers have their first chunks, so slow set-up in this process
+    (the megatron-core import) overlaps with tokenising instead of preceding it.
+    """
     if workers <= 1:
+        on_busy()
         encoder = RowEncoder(spec)
         for chunk in chunks:
             yield encoder.encode_chunk(chunk)
@@ -179,10 +186,16 @@ def _run_chunks(spec: EncoderSpec, chunks: Iterator[List[RawRow]], workers: int)
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=init_worker, initargs=(spec, True)) as pool:
         window: collections.deque = collections.deque()
+        busy = False
         for chunk in chunks:
             window.append(pool.apply_async(encode_in_worker, (chunk,)))
-            if len(window) >= 4 * workers:
+            if len(window) >= 8 * workers:
+                if not busy:
+                    on_busy()
+                    busy = True
                 yield window.popleft().get()
+        if not busy:
+            on_busy()
         while window:
             yield window.popleft().get()
 
@@ -231,8 +244,11 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
     template = load_template(cfg.template, cfg.templates_path)
     handler = get_handler(cfg.handler, dict(cfg.map_keys or {}), cfg.handler_module)
     paths = _resolve_inputs(cfg.input)
+    read_columns = {}
     for p in paths:  # a missing mapped column fails now, naming the column list
-        handler.check_columns(columns_of(p, detect_format(p, cfg.input_format)), str(p))
+        cols = columns_of(p, detect_format(p, cfg.input_format))
+        handler.check_columns(cols, str(p))
+        read_columns[str(p)] = handler.needed_columns(cols)
 
     prefix = resolve_path(cfg.output_prefix, "output_prefix", must_exist=False)
     if not cfg.overwrite and os.path.exists(meta_path(prefix)):
@@ -256,7 +272,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
     log(f"[preprocess] {len(paths)} file(s) -> {prefix}_*  template={template.name} handler={cfg.handler} "
         f"workers={cfg.workers}")
 
-    writer = PromptLabelWriter(prefix)
+    holder: List[PromptLabelWriter] = []
     rejects: List[tuple] = []
     by_reason: collections.Counter = collections.Counter()
     rows_read = prompt_tokens = max_tokens = 0
@@ -265,8 +281,11 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
         from tqdm import tqdm
 
         bar = tqdm(unit="rows", disable=not cfg.progress, desc="preprocess", file=sys.stderr)
-        rows = iter_rows(paths, cfg.input_format, limit=cfg.max_rows)
-        for result in _run_chunks(spec, _chunks(rows, cfg.chunk_size), cfg.workers):
+        rows = iter_rows(paths, cfg.input_format, limit=cfg.max_rows, columns=read_columns)
+        # created once the workers are busy: importing megatron-core takes seconds
+        for result in _run_chunks(spec, _chunks(rows, cfg.chunk_size), cfg.workers,
+                                  on_busy=lambda: holder.append(PromptLabelWriter(prefix))):
+            writer = holder[0]
             for ids, label in zip(result.ids, result.labels):
                 writer.add(ids, label)
                 max_tokens = max(max_tokens, int(ids.size))
@@ -279,6 +298,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
             bar.update(n)
             bar.set_postfix(rejected=len(rejects), refresh=False)
         bar.close()
+        writer = holder[0]
         writer.finalize()
 
         elapsed = time.perf_counter() - t0
@@ -331,4 +351,5 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
         return meta
     finally:
         if not published:
-            writer.discard()
+            for w in holder:
+                w.discard()

@@ -100,8 +100,13 @@ def columns_of(path: Path, fmt: str, sample_rows: int = 100) -> List[str]:
     return list(cols)
 
 
-def _iter_file(path: Path, fmt: str, limit: Optional[int] = None) -> Iterator[tuple]:
-    """(data, error) per row."""
+def _iter_file(path: Path, fmt: str, limit: Optional[int] = None, columns: Optional[List[str]] = None) -> Iterator[tuple]:
+    """(data, error) per row; ``columns`` limits what is read (parquet, datasets) or kept (json)."""
+    if columns is not None and fmt in ("json", "jsonl"):
+        keep = list(columns)
+        for data, error in _iter_file(path, fmt, limit):
+            yield ({k: data[k] for k in keep if k in data} if data is not None else None), error
+        return
     n = 0
     if fmt == "jsonl":
         with open(path, encoding="utf-8") as f:
@@ -129,7 +134,7 @@ def _iter_file(path: Path, fmt: str, limit: Optional[int] = None) -> Iterator[tu
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=4096):
+        for batch in pf.iter_batches(batch_size=4096, columns=columns):
             for item in batch.to_pylist():
                 yield item, ""
                 n += 1
@@ -137,6 +142,8 @@ def _iter_file(path: Path, fmt: str, limit: Optional[int] = None) -> Iterator[tu
                     return
     elif fmt == "hf_disk":
         ds = _hf_dataset(path)
+        if columns is not None:
+            ds = ds.select_columns(list(columns))
         stop = len(ds) if not limit else min(limit, len(ds))
         for start in range(0, stop, 4096):
             yield from ((item, "") for item in _rows(ds, start, min(start + 4096, stop)))
@@ -150,11 +157,15 @@ def _rows(ds, start: int, stop: int) -> List[Dict[str, Any]]:
     return [dict(zip(keys, vals)) for vals in zip(*(batch[k] for k in keys))]
 
 
-def iter_rows(paths: List[Path], fmt: str = "auto", limit: Optional[int] = None) -> Iterator[RawRow]:
+def iter_rows(
+    paths: List[Path], fmt: str = "auto", limit: Optional[int] = None, columns: Optional[Dict[str, List[str]]] = None
+) -> Iterator[RawRow]:
+    """Rows of all files in order; ``columns`` maps a file path to the columns to read from it."""
     index = 0
     for path in paths:
         kind = detect_format(path, fmt)
-        for j, (data, error) in enumerate(_iter_file(path, kind)):
+        cols = columns.get(str(path)) if columns else None
+        for j, (data, error) in enumerate(_iter_file(path, kind, columns=cols)):
             if limit is not None and index >= limit:
                 return
             yield RawRow(index=index, file=str(path), row_in_file=j, data=data, error=error)
