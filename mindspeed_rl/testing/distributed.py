@@ -25,6 +25,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _to_bytes(obj) -> bytes:
+    # torch.save, not the queue's pickler: tensors sent through a multiprocessing queue travel as
+    # shared-memory handles that die with the rank process.
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _from_bytes(data: bytes):
+    import io
+
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=False)
+
+
 def _rank_main(fn, rank, world_size, port, args, kwargs, results, env):
     os.environ.update(env)
     os.environ.update(
@@ -48,7 +68,7 @@ def _rank_main(fn, rank, world_size, port, args, kwargs, results, env):
         finally:
             if dist.is_initialized():
                 dist.destroy_process_group()
-        results.put((rank, "ok", out))
+        results.put((rank, "ok", _to_bytes(out)))
     except BaseException:  # noqa: BLE001 - everything goes back to the parent
         results.put((rank, "error", traceback.format_exc()))
 
@@ -74,7 +94,7 @@ def run_distributed(
         ctx.Process(
             target=_rank_main,
             args=(fn, rank, world_size, port, args, kwargs, results, dict(env or {})),
-            daemon=True,
+            daemon=False,  # dist_checkpointing and DataLoader workers spawn children of their own
         )
         for rank in range(world_size)
     ]
@@ -99,7 +119,7 @@ def run_distributed(
                             ) from None
                         if status == "error":
                             raise DistributedTestError(f"rank {r} of {world_size} failed:\n{payload}") from None
-                        outputs[r] = payload
+                        outputs[r] = _from_bytes(payload)
                         break
                 if time.monotonic() > deadline:
                     missing = sorted(set(range(world_size)) - set(outputs))
@@ -109,7 +129,7 @@ def run_distributed(
                 continue
             if status == "error":
                 raise DistributedTestError(f"rank {rank} of {world_size} failed:\n{payload}")
-            outputs[rank] = payload
+            outputs[rank] = _from_bytes(payload)
         for p in procs:
             p.join(timeout=30)
     finally:

@@ -1,0 +1,307 @@
+"""Streaming HF <-> Megatron checkpoint conversion (the engine of tools/convert/convert_ckpt.py).
+
+Both directions validate everything first (files, shapes, architecture, parallel sizes), then
+write into a temporary sibling directory that is renamed into place at the end, so an
+interrupted run leaves nothing that looks finished. Memory stays near one TP shard (hf2mcore) or
+one tensor (mcore2hf): tensors are read by row range and written in place as they are produced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+import torch
+
+from mindspeed_rl.models import get_bridge
+from mindspeed_rl.models import mcore_checkpoint as mc
+from mindspeed_rl.models.errors import CheckpointError
+from mindspeed_rl.models.hf_checkpoint import (
+    INDEX_NAME,
+    HFCheckpointReader,
+    SafetensorsStreamWriter,
+    dtype_from_str,
+)
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=quiet,
+                dynamic_ncols=True)
+
+
+@contextmanager
+def atomic_output_dir(target: str, overwrite: bool) -> Iterator[str]:
+    """Yield a temporary directory that becomes ``target`` only if the block finishes."""
+    target = os.path.abspath(target)
+    if os.path.exists(target):
+        if not os.path.isdir(target):
+            raise CheckpointError(f"{target}: exists and is not a directory")
+        if os.listdir(target) and not overwrite:
+            raise CheckpointError(f"{target}: not empty; pass --overwrite to replace it")
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(target)}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if os.path.exists(target):
+        old = os.path.join(parent, f".{os.path.basename(target)}.old-{os.getpid()}")
+        os.rename(target, old)
+    os.rename(tmp, target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _copy_side_files(src: str, dst: str) -> list[str]:
+    """config.json, generation config, tokenizer files: everything small that is not weights."""
+    copied = []
+    os.makedirs(dst, exist_ok=True)
+    for name in sorted(os.listdir(src)):
+        path = os.path.join(src, name)
+        if not os.path.isfile(path) or name.endswith(WEIGHT_SUFFIXES) or name == INDEX_NAME:
+            continue
+        if name.startswith(".") or os.path.getsize(path) > 256 * 2**20:
+            continue
+        shutil.copy2(path, os.path.join(dst, name))
+        copied.append(name)
+    return copied
+
+
+def hf_to_mcore(
+    load_dir: str,
+    save_dir: str,
+    tp: int = 1,
+    pp: int = 1,
+    num_layer_list: Optional[Sequence[int]] = None,
+    params_dtype: Optional[str] = None,
+    make_vocab_size_divisible_by: int = 128,
+    iteration: int = 1,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict:
+    """Convert a HF safetensors checkpoint into Megatron rank files; returns the metadata."""
+    num_layer_list = list(num_layer_list) if num_layer_list else None
+    bridge = get_bridge(load_dir)
+    bridge.validate_parallelism(tp, pp, num_layer_list)
+    reader = HFCheckpointReader(load_dir)
+    reader.check_against(bridge.hf_shapes())
+    src_dtype = reader.entries["model.embed_tokens.weight"].dtype
+    dtype = dtype_from_str(params_dtype) if params_dtype else src_dtype
+    padded = bridge.padded_vocab_size(tp, make_vocab_size_divisible_by)
+    counts = bridge.layer_partition(pp, num_layer_list)
+    meta = {
+        "format": "megatron-legacy",
+        "architecture": type(bridge).architectures[0],
+        "tp": tp,
+        "pp": pp,
+        "num_layer_list": counts,
+        "padded_vocab_size": padded,
+        "make_vocab_size_divisible_by": make_vocab_size_divisible_by,
+        "params_dtype": DTYPE_NAMES.get(dtype, str(dtype)),
+        "iteration": iteration,
+        "layer_numbering": "local",
+        "converted_from": os.path.abspath(load_dir),
+        "hf_config": bridge.hf_config,
+    }
+    plans = [bridge.stage_params(p, pp, padded, num_layer_list) for p in range(pp)]
+    total = sum(
+        int(torch.Size(s.layout.local_shape([reader.entries[n].shape for n in s.hf_names], tp)).numel())
+        * dtype.itemsize * tp
+        for plan in plans for s in plan
+    )
+    with reader, atomic_output_dir(save_dir, overwrite) as tmp, _progress(total, "hf2mcore", quiet) as bar:
+        for pp_rank, plan in enumerate(plans):
+            layers = bridge.layers_for_stage(pp_rank, pp, num_layer_list)
+            shapes = {
+                s.mcore_name: (s.layout.local_shape([reader.entries[n].shape for n in s.hf_names], tp), dtype)
+                for s in plan
+            }
+            files = [
+                mc.StreamingRankFile(
+                    mc.rank_file(tmp, iteration, r, pp_rank, pp),
+                    shapes,
+                    {
+                        "checkpoint_version": mc.CHECKPOINT_VERSION,
+                        "iteration": iteration,
+                        "mindspeed_rl": {**meta, "tp_rank": r, "pp_rank": pp_rank,
+                                         "layers": [layers.start, layers.stop]},
+                    },
+                )
+                for r in range(tp)
+            ]
+            for spec in plan:
+                cache: dict[str, torch.Tensor] = {}  # whole tensors needed by every rank (row-parallel)
+                for r in range(tp):
+                    parts = []
+                    for name, rows in zip(spec.hf_names, spec.layout.hf_rows(tp, r)):
+                        if rows is None:
+                            if name not in cache:
+                                cache[name] = reader.read(name)
+                            parts.append(cache[name])
+                        else:
+                            parts.append(reader.read(name, rows))
+                    shard = spec.layout.to_local(parts, tp, r).to(dtype)
+                    files[r].write(spec.mcore_name, shard)
+                    bar.update(shard.nbytes)
+                    del parts, shard
+                cache.clear()
+            for f in files:
+                f.close()
+        with open(os.path.join(tmp, mc.META), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+        _copy_side_files(load_dir, os.path.join(tmp, mc.HF_CONFIG_DIR))
+        with open(os.path.join(tmp, mc.TRACKER), "w", encoding="utf-8") as f:
+            f.write(str(iteration))
+    return meta
+
+
+class _StageFiles:
+    """The TP rank files of one pipeline stage, mmap-loaded and re-opened every ``budget`` bytes.
+
+    Pages touched through an mmap stay resident until it is unmapped; re-opening bounds that.
+    """
+
+    def __init__(self, root: str, iteration: int, pp_rank: int, meta: dict, budget: int):
+        self.paths = [mc.rank_file(root, iteration, r, pp_rank, int(meta["pp"])) for r in range(int(meta["tp"]))]
+        self.budget = budget
+        self._sds = None
+        self._touched = 0
+
+    def check(self, expected: Sequence[str]) -> None:
+        for path in self.paths:
+            if not os.path.isfile(path):
+                raise CheckpointError(f"{path}: missing rank file")
+            try:
+                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["model"]
+            except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+                raise CheckpointError(f"{path}: unreadable Megatron rank file ({exc})") from None
+            absent = [n for n in expected if n not in sd]
+            if absent:
+                raise CheckpointError(f"{path}: tensors missing: {absent[:5]} ({len(absent)} in all)")
+            del sd
+
+    def shards(self, name: str) -> list[torch.Tensor]:
+        if self._sds is None or self._touched > self.budget:
+            self._sds = None
+            self._sds = [torch.load(p, map_location="cpu", weights_only=True, mmap=True)["model"] for p in self.paths]
+            self._touched = 0
+        out = [sd[name] for sd in self._sds]
+        self._touched += sum(t.nbytes for t in out)
+        return out
+
+    def release(self) -> None:
+        self._sds = None
+
+
+def _plan_shards(entries: list[tuple[str, torch.dtype, tuple[int, ...]]], max_shard_bytes: int):
+    shards, current, size = [], [], 0
+    for e in entries:
+        n = int(torch.Size(e[2]).numel()) * e[1].itemsize
+        if current and size + n > max_shard_bytes:
+            shards.append(current)
+            current, size = [], 0
+        current.append(e)
+        size += n
+    if current:
+        shards.append(current)
+    return shards
+
+
+def parse_size(text: str) -> int:
+    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "B": 1}
+    t = text.strip().upper()
+    for u in sorted(units, key=len, reverse=True):
+        if t.endswith(u):
+            return int(float(t[: -len(u)]) * units[u])
+    return int(t)
+
+
+def mcore_to_hf(
+    load_dir: str,
+    save_dir: str,
+    hf_config_dir: Optional[str] = None,
+    dtype: Optional[str] = None,
+    max_shard_size: str = "5GB",
+    iteration: Optional[int] = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    read_budget: int = 256 * 2**20,
+) -> dict:
+    """Convert Megatron rank files (written by ``hf_to_mcore`` or saved by the engine) to HF safetensors."""
+    meta = mc.read_meta(load_dir)
+    iteration = mc.read_tracker(load_dir) if iteration is None else iteration
+    side_dir = hf_config_dir or os.path.join(load_dir, mc.HF_CONFIG_DIR)
+    bridge = get_bridge(hf_config_dir if hf_config_dir else meta["hf_config"])
+    tp, pp = int(meta["tp"]), int(meta["pp"])
+    counts = meta.get("num_layer_list")
+    bridge.validate_parallelism(tp, pp, counts)
+    padded = int(meta["padded_vocab_size"])
+    out_dtype = dtype_from_str(dtype) if dtype else dtype_from_str(meta["params_dtype"])
+    plans = [[s for s in bridge.stage_params(p, pp, padded, counts)
+              if not (s.mcore_name == "output_layer.weight" and bridge.tie_word_embeddings)]
+             for p in range(pp)]
+    stages = [_StageFiles(load_dir, iteration, p, meta, read_budget) for p in range(pp)]
+    for stage, plan in zip(stages, plans):
+        stage.check([s.mcore_name for s in plan])
+    hf_shapes = bridge.hf_shapes()
+    order = [(n, out_dtype, hf_shapes[n]) for plan in plans for s in plan for n in s.hf_names]
+    shard_plan = _plan_shards(order, parse_size(max_shard_size))
+    nshards = len(shard_plan)
+    fname = (["model.safetensors"] if nshards == 1
+             else [f"model-{i + 1:05d}-of-{nshards:05d}.safetensors" for i in range(nshards)])
+    weight_map = {n: fname[i] for i, shard in enumerate(shard_plan) for n, _, _ in shard}
+    total = sum(int(torch.Size(s).numel()) * d.itemsize for _, d, s in order)
+    with atomic_output_dir(save_dir, overwrite) as tmp, _progress(total, "mcore2hf", quiet) as bar:
+        shard_i, writer, left = -1, None, 0
+        for stage, plan in zip(stages, plans):
+            for spec in plan:
+                tensors = spec.layout.to_hf(stage.shards(spec.mcore_name))
+                for name, t in zip(spec.hf_names, tensors):
+                    if left == 0:
+                        if writer:
+                            writer.close()
+                        shard_i += 1
+                        writer = SafetensorsStreamWriter(os.path.join(tmp, fname[shard_i]), shard_plan[shard_i],
+                                                         {"format": "pt"})
+                        left = len(shard_plan[shard_i])
+                    t = t.to(out_dtype)
+                    writer.write(name, t)
+                    left -= 1
+                    bar.update(t.nbytes)
+                del tensors
+            stage.release()
+        writer.close()
+        if nshards > 1:
+            with open(os.path.join(tmp, INDEX_NAME), "w", encoding="utf-8") as f:
+                json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
+        copied = _copy_side_files(side_dir, tmp) if os.path.isdir(side_dir) else []
+        if "config.json" not in copied:
+            cfg = dict(meta["hf_config"])
+            with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
+                json.dump(cfg, f, indent=2)
+        _set_config_dtype(os.path.join(tmp, "config.json"), out_dtype)
+    return {"shards": nshards, "bytes": total, "dtype": DTYPE_NAMES[out_dtype], "side_files": copied}
+
+
+def _set_config_dtype(path: str, dtype: torch.dtype) -> None:
+    with open(path, encoding="utf-8") as f:
+        cfg = json.load(f)
+    name = {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}[dtype]
+    key = "dtype" if "dtype" in cfg else "torch_dtype"
+    cfg[key] = name
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+

@@ -1,0 +1,179 @@
+"""The Megatron checkpoint format this project writes and loads (Megatron's legacy layout).
+
+::
+
+    SAVE_DIR/
+      latest_checkpointed_iteration.txt       # "1"
+      convert_meta.json                       # architecture, tp, pp, num_layer_list, padded vocab,
+                                              # dtype, HF config (so mcore2hf is self-contained)
+      hf_config/                              # config.json, generation_config.json, tokenizer files
+      iter_0000001/
+        mp_rank_{tp:02d}/model_optim_rng.pt           # when pp == 1
+        mp_rank_{tp:02d}_{pp:03d}/model_optim_rng.pt  # when pp > 1
+
+Each ``model_optim_rng.pt`` (``torch.load(..., weights_only=True)`` works) holds::
+
+    {'model': state dict of the megatron-core GPTModel on that rank: canonical local-spec names
+              (``decoder.layers.{local}.input_layernorm.weight`` ...), layer index local to the
+              stage, tensors of the TP shard, no ``_extra_state`` entries,
+     'checkpoint_version': 3.0, 'iteration': 1,
+     'mindspeed_rl': {... convert_meta.json ..., 'tp_rank', 'pp_rank', 'layers': [first, stop)}}
+
+Rank files are written streaming: ``torch.save`` under ``torch.serialization.skip_data`` lays out
+the zip with empty tensor records, then each shard's bytes are written in place as they are
+produced and the zip CRCs are patched, so a rank file is never held in memory whole.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zipfile
+import zlib
+from typing import Any, Optional
+
+import torch
+
+from mindspeed_rl.models import naming
+from mindspeed_rl.models.errors import CheckpointError
+
+TRACKER = "latest_checkpointed_iteration.txt"
+META = "convert_meta.json"
+HF_CONFIG_DIR = "hf_config"
+CHECKPOINT_VERSION = 3.0
+RANK_FILE = "model_optim_rng.pt"
+
+
+def iteration_dir(root: str, iteration: int) -> str:
+    return os.path.join(root, f"iter_{iteration:07d}")
+
+
+def rank_file(root: str, iteration: int, tp_rank: int, pp_rank: int, pp: int) -> str:
+    sub = f"mp_rank_{tp_rank:02d}" if pp == 1 else f"mp_rank_{tp_rank:02d}_{pp_rank:03d}"
+    return os.path.join(iteration_dir(root, iteration), sub, RANK_FILE)
+
+
+def read_tracker(root: str) -> int:
+    path = os.path.join(root, TRACKER)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
+    except OSError:
+        raise CheckpointError(f"{path}: missing; {root} is not a finished Megatron checkpoint") from None
+    if not text.isdigit():
+        raise CheckpointError(f"{path}: expected an iteration number, found {text!r}")
+    return int(text)
+
+
+def read_meta(root: str) -> dict:
+    path = os.path.join(root, META)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError:
+        raise CheckpointError(f"{path}: missing; was {root} written by tools/convert/convert_ckpt.py?") from None
+
+
+class StreamingRankFile:
+    """A ``model_optim_rng.pt`` whose tensors are filled in one at a time after the layout is saved."""
+
+    def __init__(self, path: str, shapes: dict[str, tuple[tuple[int, ...], torch.dtype]], extra: dict[str, Any]):
+        self.path = path
+        # torch.empty is never touched here, so these allocations cost no resident memory.
+        model = {name: torch.empty(shape, dtype=dtype) for name, (shape, dtype) in shapes.items()}
+        obj = {"model": model, **extra}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with torch.serialization.skip_data():
+            torch.save(obj, path)
+        # Storage records are keyed in pickling order, which is the insertion order of ``model``.
+        with zipfile.ZipFile(path) as zf:
+            self._cd_start = zf.start_dir
+            infos = {i.filename.split("/data/", 1)[1]: i for i in zf.infolist() if "/data/" in i.filename}
+        if len(infos) != len(model):
+            raise RuntimeError(f"{path}: {len(infos)} storage records for {len(model)} tensors")
+        self._slots: dict[str, tuple[int, int, str]] = {}
+        with open(path, "rb") as f:
+            for key, (name, t) in enumerate(model.items()):
+                info = infos[str(key)]
+                if info.file_size != t.nbytes:
+                    raise RuntimeError(f"{path}: record {key} has {info.file_size} bytes, {name} needs {t.nbytes}")
+                f.seek(info.header_offset + 26)
+                n, m = struct.unpack("<HH", f.read(4))
+                self._slots[name] = (info.header_offset + 30 + n + m, t.nbytes, info.filename)
+        self._expected = {name: (tuple(t.shape), t.dtype) for name, t in model.items()}
+        self._crcs: dict[str, int] = {}
+        self._f = open(path, "r+b")
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        shape, dtype = self._expected[name]
+        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
+            raise RuntimeError(f"{self.path}: {name} expects {shape} {dtype}, got {tuple(tensor.shape)} {tensor.dtype}")
+        offset, nbytes, fname = self._slots[name]
+        buf = memoryview(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())
+        self._f.seek(offset)
+        self._f.write(buf)
+        self._crcs[fname] = zlib.crc32(buf)
+
+    def close(self) -> None:
+        """Patch the CRC of every record in its local header and in the central directory."""
+        missing = [n for n, (_, _, fname) in self._slots.items() if fname not in self._crcs]
+        if missing:
+            self._f.close()
+            raise RuntimeError(f"{self.path}: tensors never written: {missing[:5]}")
+        f = self._f
+        # local headers
+        with zipfile.ZipFile(self.path) as zf:
+            infos = {i.filename: i for i in zf.infolist()}
+        for fname, crc in self._crcs.items():
+            f.seek(infos[fname].header_offset + 14)
+            f.write(struct.pack("<I", crc))
+        # central directory entries
+        f.seek(self._cd_start)
+        pos = self._cd_start
+        while True:
+            f.seek(pos)
+            head = f.read(46)
+            if len(head) < 46 or head[:4] != b"PK\x01\x02":
+                break
+            n, m, k = struct.unpack("<HHH", head[28:34])
+            fname = f.read(n).decode()
+            if fname in self._crcs:
+                f.seek(pos + 16)
+                f.write(struct.pack("<I", self._crcs[fname]))
+            pos += 46 + n + m + k
+        f.close()
+
+
+def load_rank_state_dict(root: str, tp_rank: int, pp_rank: int, iteration: Optional[int] = None,
+                         mmap: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
+    """(canonical state dict, metadata) of one rank of a converted checkpoint."""
+    meta = read_meta(root)
+    iteration = read_tracker(root) if iteration is None else iteration
+    path = rank_file(root, iteration, tp_rank, pp_rank, int(meta["pp"]))
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: missing rank file (checkpoint has tp={meta['tp']} pp={meta['pp']})")
+    obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    return obj["model"], obj.get("mindspeed_rl", meta)
+
+
+def load_into_model(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load a canonical state dict into a local-spec or TE-spec GPTModel; strict on weights."""
+    own = model.state_dict()
+    te = any(k.endswith("layer_norm_weight") for k in own)
+    mapped = {(naming.to_te_name(k) if te else k): v for k, v in state_dict.items()}
+    missing = [k for k in own if k not in mapped and not naming.is_extra_state(k)]
+    unexpected = [k for k in mapped if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]} "
+            "(wrong tp/pp/num_layer_list or model config?)"
+        )
+    model.load_state_dict(mapped, strict=False)  # only _extra_state entries can be missing here
+
+
+def load_rank_checkpoint(model: torch.nn.Module, root: str, tp_rank: int, pp_rank: int,
+                         iteration: Optional[int] = None) -> dict:
+    """Load this rank's shard of a converted checkpoint into ``model``; returns the metadata."""
+    sd, meta = load_rank_state_dict(root, tp_rank, pp_rank, iteration)
+    load_into_model(model, sd)
+    return meta
