@@ -18,6 +18,7 @@ class ModelConfig:
 
     name: str = option("tiny-qwen2", "Human-readable model name, used in logs and output paths")
     architecture: str = option("Qwen2ForCausalLM", "HF architecture; selects the weight mapping in mindspeed_rl.models")
+    hf_config_dir: str = option("", "HF model directory with config.json (empty: megatron_training.tokenizer_name_or_path)")
     hidden_size: int = option(64, "Hidden size")
     num_layers: int = option(2, "Number of transformer layers (HF num_hidden_layers)")
     num_attention_heads: int = option(4, "Number of query heads")

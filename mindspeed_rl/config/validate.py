@@ -69,6 +69,14 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
         raise ConfigError(out)
 
     _check_parallel_layout("actor_config", actor, rl.actor_resource.num_devices, cfg, out)
+    if rl.colocate_actor_ref and (ref.tensor_model_parallel_size, ref.pipeline_model_parallel_size) != (
+            actor.tensor_model_parallel_size, actor.pipeline_model_parallel_size):
+        out.append(Problem(
+            "ref_config.tensor_model_parallel_size", ref.tensor_model_parallel_size,
+            "a reference colocated with the actor shares its process and so its TP x PP "
+            f"(actor: TP{actor.tensor_model_parallel_size} PP{actor.pipeline_model_parallel_size})",
+            "set ref_config TP/PP equal to actor_config's, or rl_config.colocate_actor_ref=false with a reference_resource",
+        ))
     ref_devices = cfg.ref_num_devices
     _check_parallel_layout("ref_config", ref, ref_devices, cfg, out)
 

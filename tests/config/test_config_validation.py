@@ -60,6 +60,7 @@ def test_devices_equal_tp_pp_dp():
 
 def test_global_batch_divisible_by_dp_times_micro_batch():
     _fails(["actor_config.tensor_model_parallel_size=4", "actor_config.pipeline_model_parallel_size=1",
+            "ref_config.tensor_model_parallel_size=4", "ref_config.pipeline_model_parallel_size=1",
             "actor_config.micro_batch_size=3"], "megatron_training.global_batch_size")
     _fails(["actor_config.mini_batch_size=5"], "actor_config.mini_batch_size")
 
@@ -120,3 +121,10 @@ def test_every_field_has_default_and_doc():
     docs = field_docs(GRPOConfig)
     assert len(docs) > 60
     assert all(doc for _, _, doc in docs), [k for k, _, d in docs if not d]
+
+
+def test_colocated_reference_shares_actor_layout():
+    _fails(["ref_config.pipeline_model_parallel_size=1"], "ref_config.tensor_model_parallel_size")
+    cfg = load_config("grpo_qwen25_32b", ["rl_config.colocate_actor_ref=false", "rl_config.reference_resource.num_devices=8",
+                                          "ref_config.pipeline_model_parallel_size=1"])
+    assert cfg.ref_data_parallel_size == 1
