@@ -70,7 +70,10 @@ def write_chart(report, path: str) -> None:
         ks = sorted(int(k.split("@")[1]) for k in report.metrics if k.startswith(f"{kind}@"))
         if ks:
             ax.plot(ks, [100 * report.metrics[f"{kind}@{k}"] for k in ks], marker="o", label=f"{kind}@k")
+    all_ks = sorted({int(k.split("@")[1]) for k in report.metrics if k.startswith(("pass@", "maj@"))})
     ax.set_xscale("log", base=2)
+    ax.set_xticks(all_ks)
+    ax.set_xticklabels([str(k) for k in all_ks])
     ax.set_xlabel("k")
     ax.set_ylabel("%")
     ax.set_ylim(0, 100)
