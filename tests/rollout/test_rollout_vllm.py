@@ -162,6 +162,7 @@ def _dp_rank_fn(rank, world_size, infer_tp, sp_kwargs):
 
 
 @pytest.mark.dist
+@pytest.mark.slow  # 4 spawned ranks each importing torch + transformers
 def test_data_parallel_replicas_share_prompts_and_gather_in_order():
     sp_kwargs = dict(n=2, max_tokens=4, seed=21)
     results = run_distributed(_dp_rank_fn, 4, 2, sp_kwargs, timeout=240)

@@ -23,28 +23,16 @@ from mindspeed_rl.engine.rollout.sampling import sample_next_tokens
 
 
 def _default_device() -> torch.device:
-    # The platform layer owns device placement; fall back to CPU where it is not available.
-    try:
-        from mindspeed_rl.platform import current_platform  # type: ignore
+    from mindspeed_rl.platform import current_platform  # the platform room owns placement
 
-        return current_platform().device()
-    except Exception:  # noqa: BLE001 - platform room not present / not initialised
-        return torch.device("cpu")
+    return current_platform().device()
 
 
 def _empty_device_cache() -> None:
-    gc.collect()
-    try:
-        from mindspeed_rl.platform import current_platform  # type: ignore
+    from mindspeed_rl.platform import current_platform
 
-        plat = current_platform()
-        if hasattr(plat, "empty_cache"):
-            plat.empty_cache()
-            return
-    except Exception:  # noqa: BLE001
-        pass
-    if hasattr(torch, "accelerator") and torch.accelerator.is_available():
-        torch.accelerator.empty_cache()
+    gc.collect()
+    current_platform().empty_cache()
 
 
 class HFRolloutEngine(RolloutEngine):
