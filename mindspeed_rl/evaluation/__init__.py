@@ -15,12 +15,12 @@ from .metrics import (MISSING_GROUP, ProblemResult, available_group_fields, avg_
                       group_results, maj_at_k, majority_vote, mean_pass_at_k, pass_at_1, pass_at_k, summarize)
 from .records import ResumeError, SampleStore
 from .runner import EvalReport, batch_seed, evaluate
-from .validation import Validator, flatten_metrics, validate
+from .validation import Validator, flatten_metrics, validate, validation_configs
 
 __all__ = [
     "DatasetConfig", "EngineConfig", "EvalConfig", "EvalSamplingConfig", "ScorerConfig", "check_eval_config",
     "PRESETS", "EvalProblem", "LoadedDataset", "load_problems", "Judge", "answer_key",
-    "ResumeError", "SampleStore", "EvalReport", "batch_seed", "evaluate", "Validator", "flatten_metrics", "validate",
+    "ResumeError", "SampleStore", "EvalReport", "batch_seed", "evaluate", "Validator", "flatten_metrics", "validate", "validation_configs",
     "MISSING_GROUP", "ProblemResult", "available_group_fields", "avg_at_k", "breakdown", "default_ks",
     "group_results", "maj_at_k", "majority_vote", "mean_pass_at_k", "pass_at_1", "pass_at_k", "summarize",
 ]

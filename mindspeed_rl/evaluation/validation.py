@@ -100,6 +100,21 @@ def flatten_metrics(name: str, agg: Dict[str, Any]) -> Dict[str, float]:
     return out
 
 
+def validation_configs(items: Sequence[Dict[str, Any]], source: str = "validation") -> List[EvalConfig]:
+    """EvalConfigs from plain dicts (a run config's list of held-out sets), every key checked.
+
+    Each item is an ``EvalConfig`` mapping, e.g. ``{"dataset": {"name": "math500", "path": ...,
+    "max_problems": 100}, "n": 1, "sampling": {"temperature": 0.0, "max_tokens": 2048}}``.
+    """
+    from mindspeed_rl.config.structured import from_dict
+
+    out = []
+    for i, item in enumerate(items):
+        where = f"{source}[{i}]"
+        out.append(check_eval_config(from_dict(EvalConfig, dict(item), source=where), where))
+    return out
+
+
 def validate(engine, tokenizer, configs: Sequence[EvalConfig], step: int = 0) -> Dict[str, float]:
     """One-shot validation (builds and closes a ``Validator``); the trainer should keep one instead."""
     with Validator(configs, tokenizer) as v:

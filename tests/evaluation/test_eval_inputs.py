@@ -153,3 +153,13 @@ def test_model_source_detection_and_errors(tmp_path):
     with pytest.raises(ModelSourceError, match="tokenizer="):
         with hf_model_dir(str(mc), log=lambda s: None):
             pass
+
+
+def test_validation_configs_from_run_config_dicts():
+    from mindspeed_rl.evaluation import validation_configs
+
+    cfgs = validation_configs([{"dataset": {"name": "math500", "path": str(MATH500_SLICE), "max_problems": 4},
+                                "n": 2, "sampling": {"max_tokens": 32}}])
+    assert cfgs[0].n == 2 and cfgs[0].sampling.max_tokens == 32 and cfgs[0].dataset.max_problems == 4
+    with pytest.raises(ConfigError, match=r"(?s)validation\[0\].*did you mean 'sampling.max_tokens'"):
+        validation_configs([{"sampling": {"max_token": 3}}])
