@@ -38,6 +38,25 @@ def is_hf_directory(path: str) -> bool:
     return os.path.isfile(os.path.join(path, "config.json"))
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def weights_signature(path: str, max_files: int = 4096) -> Dict[str, list]:
+    """``{relative weight file: [size, mtime_ns]}``: cheap evidence that the weights behind a path
+    changed (a checkpoint rewritten in place must not resume an earlier run's samples)."""
+    out: Dict[str, list] = {}
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(WEIGHT_SUFFIXES) or name == "latest_checkpointed_iteration.txt":
+                full = os.path.join(root, name)
+                st = os.stat(full)
+                out[os.path.relpath(full, path)] = [st.st_size, st.st_mtime_ns]
+                if len(out) >= max_files:
+                    return out
+    return out
+
+
 @contextmanager
 def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional[int] = None,
                  hf_config_dir: Optional[str] = None, work_dir: Optional[str] = None,
@@ -47,7 +66,8 @@ def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional
     if not os.path.isdir(path):
         raise ModelSourceError(f"model={path}: no such directory; pass a HF model directory or a Megatron checkpoint")
     if is_hf_directory(path) and not is_megatron_checkpoint(path):
-        yield {"path": path, "source": "hf", "hf_dir": path, "tokenizer": tokenizer or path}
+        yield {"path": path, "source": "hf", "hf_dir": path, "tokenizer": tokenizer or path,
+               "weights": weights_signature(path)}
         return
     if not is_megatron_checkpoint(path):
         raise ModelSourceError(
@@ -72,6 +92,7 @@ def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional
         hf_dir = os.path.join(tmp_root, "hf")
         log(f"converting Megatron checkpoint {path} (iteration {iteration}) to HF in {hf_dir}")
         mcore_to_hf(path, hf_dir, hf_config_dir=hf_config_dir, iteration=iteration, quiet=True)
-        yield {"path": path, "source": "megatron", "iteration": iteration, "hf_dir": hf_dir, "tokenizer": tok}
+        yield {"path": path, "source": "megatron", "iteration": iteration, "hf_dir": hf_dir, "tokenizer": tok,
+               "weights": weights_signature(mc.iteration_dir(path, iteration))}
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)

@@ -142,7 +142,7 @@ def generation_fingerprint(cfg: EvalConfig, dataset: LoadedDataset, template, mo
     """Everything that decides which samples are generated and how they are judged (resume key)."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "model": model.get("path"),
+        "model": {k: model.get(k) for k in ("path", "iteration", "weights") if model.get(k) is not None},
         "template": template_spec(template),
         "n": cfg.n,
         "batch_size": cfg.batch_size,

@@ -169,8 +169,13 @@ def test_resume_refuses_samples_made_with_other_settings(engine_and_tokenizer, t
     with pytest.raises(ResumeError, match=r"n: 2 -> 3"):
         evaluate(engine, tok, other, log=lambda s: None)
     other.overwrite = True
-    assert evaluate(engine, tok, other, log=lambda s: None).settings["n"] == 3
+    assert evaluate(engine, tok, other, log=lambda s: None,
+                    model_info={"path": "tiny", "weights": {"model.safetensors": [10, 1]}}).settings["n"] == 3
     assert len(read_samples(tmp_path / "run")) == 6
+    other.overwrite = False  # weights rewritten in place under the same path: refuse to mix
+    with pytest.raises(ResumeError, match=r"model.weights.model.safetensors: \[10, 1\] -> \[10, 2\]"):
+        evaluate(engine, tok, other, log=lambda s: None,
+                 model_info={"path": "tiny", "weights": {"model.safetensors": [10, 2]}})
 
 
 def test_seed_changes_samples_and_batch_seeds_differ(engine_and_tokenizer, tmp_path):
