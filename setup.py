@@ -20,7 +20,8 @@ BASE = [
     "datasets",
     "pyarrow",
     "sympy",
-    "math-verify[antlr4_13_2]>=0.7",
+    # antlr 4.9.3: the runtime hydra-core pins; latex2sympy2_extended supports it as an extra.
+    "math-verify[antlr4_9_3]>=0.7",
     "tqdm",
     "psutil",
 ]

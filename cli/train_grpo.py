@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""GRPO training (R1-Zero style): ``python cli/train_grpo.py --config-name grpo_qwen25_32b [key=value ...]``."""
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mindspeed_rl.config.schema import GRPOConfig  # noqa: E402
+from mindspeed_rl.config.structured import field_docs  # noqa: E402
+from mindspeed_rl.utils.cli import config_arg_parser, run_cli  # noqa: E402
+
+
+def _epilog() -> str:
+    lines = ["config keys (section.key: default  doc):"]
+    for key, default, doc in field_docs(GRPOConfig):
+        lines.append(f"  {key}: {default!r}  {doc}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = config_arg_parser(
+        "train_grpo.py",
+        "Train a policy with GRPO from rule-based rewards on megatron-core + vLLM/HF rollout + Ray.",
+        default_config="grpo_tiny_cpu",
+        epilog=_epilog(),
+    )
+    parser.add_argument("--print-config", action="store_true", help="print the resolved, validated config and exit")
+    args = parser.parse_args()
+
+    from mindspeed_rl.config import load_config
+
+    cfg = load_config(args.config_name, args.overrides, args.config_dir)
+    if args.print_config:
+        import dataclasses
+
+        import yaml
+
+        print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        return 0
+
+    from mindspeed_rl.utils.imports import require
+
+    require("megatron.core", purpose="the actor and reference training engines")
+    require("ray", purpose="placing and driving the workers")
+    from mindspeed_rl.trainer import run_grpo
+
+    return run_grpo(cfg)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# GRPO (R1-Zero style) for Qwen2.5-7B on 1 node x 8 NPUs (or GPUs). Run THE SAME script on every
+# node: node 0 (the one at MASTER_ADDR) starts the Ray head, waits for all devices and trains; the
+# others join. Prepare first: weights converted with examples/ckpt/convert_qwen25_7b.sh (actor
+# TP4 PP1), data with `bash examples/data/preprocess_data.sh deepscaler tokenizer_name_or_path=...`.
+#
+#   bash examples/grpo/grpo_trainer_qwen25_7b.sh [key=value overrides ...]
+export NNODES=${NNODES:-1}
+export DEVICE=${DEVICE:-NPU}                 # NPU (Ascend, torch_npu + MindSpeed) or GPU (CUDA + vLLM)
+export DEVICES_PER_NODE=${NPUS_PER_NODE:-${GPUS_PER_NODE:-8}}
+export MASTER_ADDR=${MASTER_ADDR:-127.0.0.1} # node 0's address, reachable from every node
+export CONFIG_NAME=grpo_qwen25_7b
+export HCCL_CONNECT_TIMEOUT=${HCCL_CONNECT_TIMEOUT:-1800}
+export CUDA_DEVICE_MAX_CONNECTIONS=1
+mkdir -p "$(dirname "$0")/../../logs"
+exec bash "$(dirname "$0")/ray_cluster.sh" "$@"

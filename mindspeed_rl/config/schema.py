@@ -1,0 +1,182 @@
+"""The GRPO run config: typed sections, every field defaulted and documented.
+
+Section names follow MindSpeed-RL (``megatron_training``, ``actor_config``, ``ref_config``,
+``rl_config``, ``generate_config`` with ``sampling_config``) so its users can carry their YAML
+over; ``model`` holds the architecture (``configs/model/*.yaml``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from mindspeed_rl.config.structured import option
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the policy (Qwen2 / Qwen2.5 family, HF names where they exist)."""
+
+    name: str = option("tiny-qwen2", "Human-readable model name, used in logs and output paths")
+    architecture: str = option("Qwen2ForCausalLM", "HF architecture; selects the weight mapping in mindspeed_rl.models")
+    hf_config_dir: str = option("", "HF model directory with config.json (empty: megatron_training.tokenizer_name_or_path)")
+    hidden_size: int = option(64, "Hidden size")
+    num_layers: int = option(2, "Number of transformer layers (HF num_hidden_layers)")
+    num_attention_heads: int = option(4, "Number of query heads")
+    num_query_groups: int = option(2, "Number of key/value heads (GQA groups; HF num_key_value_heads)")
+    ffn_hidden_size: int = option(128, "MLP intermediate size (HF intermediate_size)")
+    vocab_size: int = option(151936, "Vocabulary rows in the embedding (HF vocab_size)")
+    make_vocab_size_divisible_by: int = option(128, "Pad the Megatron vocab to a multiple of this times TP")
+    max_position_embeddings: int = option(4096, "Longest sequence the positional encoding supports")
+    rope_theta: float = option(1000000.0, "RoPE base")
+    rms_norm_eps: float = option(1e-6, "RMSNorm epsilon")
+    tie_word_embeddings: bool = option(False, "Share input embedding and output layer weights")
+    add_qkv_bias: bool = option(True, "Bias on the QKV projection (Qwen2: true)")
+
+
+@dataclass
+class MegatronTrainingConfig:
+    """Run-wide training settings (MindSpeed-RL's ``megatron_training``)."""
+
+    tokenizer_name_or_path: str = option("", "HF tokenizer directory (local path; the hub is not contacted)")
+    data_path: str = option("", "Prefix of the preprocessed prompt dataset (cli/preprocess_data.py output)")
+    seed: int = option(1234, "Global random seed")
+    global_batch_size: int = option(8, "Prompts per GRPO iteration (each gets n_samples_per_prompt responses)")
+    train_iters: int = option(20, "Number of GRPO iterations")
+    seq_length: int = option(1024, "Longest prompt + response the training engine handles")
+    max_prompt_length: int = option(512, "Longest prompt in tokens (longer prompts were rejected by preprocessing)")
+    save: str = option("", "Directory for run checkpoints (empty: no checkpoints)")
+    save_interval: int = option(0, "Checkpoint every N iterations (0: only at the end when save is set)")
+    load: str = option("", "Run checkpoint directory to resume from (empty: start fresh)")
+    log_dir: str = option("runs", "Directory for metrics JSONL, TensorBoard, samples and curves")
+    log_interval: int = option(1, "Print a progress line every N iterations")
+    dataset_additional_keys: list = option([], "Extra dataset columns passed through to reward functions")
+
+
+@dataclass
+class WorkerConfig:
+    """A Megatron worker group (MindSpeed-RL's ``actor_config`` / ``ref_config``)."""
+
+    tensor_model_parallel_size: int = option(1, "Tensor-parallel size")
+    pipeline_model_parallel_size: int = option(1, "Pipeline-parallel size")
+    num_layer_list: Optional[list] = option(None, "Layers per pipeline stage, e.g. [15, 17]; empty: even split")
+    micro_batch_size: int = option(1, "Sequences per micro-batch (forward and update)")
+    mini_batch_size: int = option(0, "Prompts per optimizer step (0: the whole global batch, one step)")
+    epochs: int = option(1, "Passes over the iteration's experience per GRPO iteration")
+    lr: float = option(1e-6, "Peak learning rate (actor)")
+    min_lr: float = option(0.0, "Final learning rate of the decay")
+    lr_decay_style: Literal["constant", "linear", "cosine"] = option("constant", "Learning-rate schedule")
+    lr_warmup_fraction: float = option(0.0, "Fraction of optimizer steps spent warming up")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    adam_beta1: float = option(0.9, "Adam beta1")
+    adam_beta2: float = option(0.999, "Adam beta2")
+    adam_eps: float = option(1e-8, "Adam epsilon")
+    clip_grad: float = option(1.0, "Clip the global gradient norm to this (0: off)")
+    params_dtype: Literal["fp32", "bf16", "fp16"] = option("bf16", "Parameter / compute dtype")
+    use_distributed_optimizer: bool = option(True, "Shard optimizer state over data-parallel ranks (ZeRO-1)")
+    recompute_activations: bool = option(False, "Recompute activations in backward (full recompute)")
+    sequence_parallel: bool = option(False, "Megatron sequence parallelism (needs TP > 1)")
+    load: str = option("", "Megatron checkpoint to initialise from (tools/convert output)")
+    offload_params: bool = option(False, "Park parameters in host memory while the rollout engine runs")
+    offload_optimizer: bool = option(False, "Park optimizer state in host memory while the rollout engine runs")
+    offload_grads: bool = option(False, "Park gradient buffers in host memory while the rollout engine runs")
+
+
+@dataclass
+class ResourceConfig:
+    """Devices a worker group asks for (NPUs, GPUs or, on CPU, processes)."""
+
+    num_devices: int = option(1, "Number of devices (ranks) for this worker group")
+
+
+@dataclass
+class RLConfig:
+    """GRPO algorithm and placement (MindSpeed-RL's ``rl_config``)."""
+
+    n_samples_per_prompt: int = option(8, "Responses sampled per prompt (GRPO group size, >= 2)")
+    advantage_estimator: Literal["grpo", "dr_grpo"] = option("grpo", "grpo: (r - mean) / (std + eps); dr_grpo: r - mean")
+    norm_adv_eps: float = option(1e-6, "Epsilon added to the group std")
+    clip_ratio: float = option(0.2, "PPO clip range (symmetric, used when low/high unset)")
+    clip_ratio_low: Optional[float] = option(None, "Lower clip range (DAPO clip-higher); default clip_ratio")
+    clip_ratio_high: Optional[float] = option(None, "Upper clip range (DAPO clip-higher); default clip_ratio")
+    clip_ratio_c: Optional[float] = option(None, "Dual-clip bound for negative advantages (e.g. 3.0); empty: off")
+    kl_coef: float = option(0.001, "KL penalty coefficient")
+    kl_estimator: Literal["k1", "k2", "k3", "low_var_kl", "mse", "abs"] = option("low_var_kl", "KL estimator")
+    use_kl_in_reward: bool = option(False, "Put the KL penalty in the reward instead of the loss")
+    entropy_coeff: float = option(0.0, "Entropy bonus coefficient")
+    loss_agg_mode: Literal[
+        "token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"
+    ] = option("token-mean", "How per-token losses are aggregated over the global batch")
+    verifier_function: list = option(["acc", "strict_format"], "Reward functions by name (mindspeed_rl.rewards registry)")
+    verifier_weight: list = option([1.0, 1.0], "Weights of the reward functions, same length")
+    verifier_num_workers: int = option(2, "Scorer processes")
+    verifier_timeout: float = option(10.0, "Hard per-sample scoring timeout in seconds")
+    colocate_actor_ref: bool = option(True, "Reference shares the actor's devices (weights parked in host memory)")
+    actor_resource: ResourceConfig = option(ResourceConfig, "Devices for the actor (and its rollout engines)")
+    reference_resource: ResourceConfig = option(ResourceConfig, "Devices for the reference when not colocated")
+    num_cpus_for_reward: int = option(1, "CPUs reserved for each reward worker")
+    test_freq: int = option(0, "Validate every N iterations (0: off)")
+    test_before_train: bool = option(False, "Validate once before the first iteration")
+    save_samples_interval: int = option(5, "Save sample completions every N iterations")
+
+
+@dataclass
+class SamplingConfig:
+    """Rollout sampling (MindSpeed-RL's ``generate_config.sampling_config``)."""
+
+    max_tokens: int = option(512, "Most new tokens per response")
+    temperature: float = option(1.0, "Sampling temperature")
+    top_p: float = option(1.0, "Nucleus sampling mass")
+    top_k: int = option(-1, "Top-k sampling (-1: off)")
+    min_p: float = option(0.0, "Min-p sampling (0: off)")
+    logprobs: int = option(1, "Return the sampled tokens' log-probs (needed for rollout/logprob_diff)")
+    seed: Optional[int] = option(None, "Sampling seed (empty: derived from megatron_training.seed)")
+
+
+@dataclass
+class GenerateConfig:
+    """Rollout engine (MindSpeed-RL's ``generate_config``)."""
+
+    backend: Literal["vllm", "hf"] = option("vllm", "vllm on clusters, hf (transformers) on CPU / small runs")
+    infer_tensor_parallel_size: int = option(1, "Tensor-parallel size of each inference replica")
+    infer_pipeline_parallel_size: int = option(1, "Pipeline-parallel size of inference (vLLM: 1)")
+    max_num_seqs: int = option(256, "Most sequences a vLLM engine batches at once")
+    max_model_len: int = option(4096, "Longest prompt + response the rollout engine accepts")
+    max_num_batched_tokens: int = option(8192, "vLLM scheduler token budget per step")
+    gpu_memory_utilization: float = option(0.6, "Device memory fraction vLLM may take while awake")
+    dtype: Literal["bfloat16", "float16", "float32"] = option("bfloat16", "Rollout dtype")
+    enforce_eager: bool = option(False, "Disable graph capture in vLLM")
+    enable_prefix_caching: bool = option(False, "vLLM prefix caching")
+    weight_sync_bucket_mb: int = option(512, "Bucket size for actor -> rollout weight sync")
+    sampling_config: SamplingConfig = option(SamplingConfig, "Sampling parameters")
+
+
+@dataclass
+class GRPOConfig:
+    """A whole GRPO run."""
+
+    model: ModelConfig = option(ModelConfig, "Policy architecture (configs/model/*.yaml)")
+    megatron_training: MegatronTrainingConfig = option(MegatronTrainingConfig, "Run-wide training settings")
+    actor_config: WorkerConfig = option(WorkerConfig, "Actor (trained policy) Megatron worker group")
+    ref_config: WorkerConfig = option(WorkerConfig, "Reference (frozen policy) Megatron worker group")
+    rl_config: RLConfig = option(RLConfig, "GRPO algorithm, rewards and placement")
+    generate_config: GenerateConfig = option(GenerateConfig, "Rollout engine and sampling")
+
+    @property
+    def actor_data_parallel_size(self) -> int:
+        a = self.actor_config
+        return self.rl_config.actor_resource.num_devices // (a.tensor_model_parallel_size * a.pipeline_model_parallel_size)
+
+    @property
+    def ref_num_devices(self) -> int:
+        rl = self.rl_config
+        return rl.actor_resource.num_devices if rl.colocate_actor_ref else rl.reference_resource.num_devices
+
+    @property
+    def ref_data_parallel_size(self) -> int:
+        r = self.ref_config
+        return self.ref_num_devices // (r.tensor_model_parallel_size * r.pipeline_model_parallel_size)
+
+    @property
+    def rollout_data_parallel_size(self) -> int:
+        g = self.generate_config
+        return self.rl_config.actor_resource.num_devices // (g.infer_tensor_parallel_size * g.infer_pipeline_parallel_size)

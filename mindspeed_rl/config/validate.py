@@ -1,0 +1,186 @@
+"""Cross-field rules a cluster user can break. Every broken rule is reported at once, naming the
+key, its value, the rule and a fix, before any worker starts."""
+from __future__ import annotations
+
+from mindspeed_rl.config.errors import ConfigError, Problem
+from mindspeed_rl.config.schema import GRPOConfig, WorkerConfig
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _check_parallel_layout(name: str, w: WorkerConfig, num_devices: int, cfg: GRPOConfig, out: list[Problem]) -> None:
+    m = cfg.model
+    tp, pp = w.tensor_model_parallel_size, w.pipeline_model_parallel_size
+    if tp < 1 or pp < 1:
+        out.append(Problem(f"{name}.tensor_model_parallel_size", tp, "TP and PP must be >= 1", "set them to 1 or more"))
+        return
+    if num_devices % (tp * pp):
+        out.append(Problem(
+            f"{name}.tensor_model_parallel_size",
+            tp,
+            f"devices ({num_devices}) must equal TP x PP x DP; TP x PP = {tp * pp} does not divide them",
+            f"pick TP x PP among the divisors of {num_devices}: {_divisors(num_devices)}",
+        ))
+    if m.num_attention_heads % tp:
+        out.append(Problem(
+            f"{name}.tensor_model_parallel_size", tp,
+            f"model.num_attention_heads ({m.num_attention_heads}) must be divisible by TP",
+            f"use TP in {[d for d in _divisors(m.num_attention_heads) if m.num_query_groups % d == 0]}",
+        ))
+    if m.num_query_groups % tp:
+        out.append(Problem(
+            f"{name}.tensor_model_parallel_size", tp,
+            f"model.num_query_groups ({m.num_query_groups}) must be divisible by TP",
+            f"use TP in {_divisors(m.num_query_groups)}",
+        ))
+    if w.num_layer_list:
+        layers = list(w.num_layer_list)
+        if len(layers) != pp or sum(layers) != m.num_layers or min(layers) < 1:
+            out.append(Problem(
+                f"{name}.num_layer_list", layers,
+                f"needs {pp} positive entries (one per pipeline stage) summing to model.num_layers ({m.num_layers})",
+                f"e.g. {[m.num_layers // pp] * (pp - 1) + [m.num_layers - (m.num_layers // pp) * (pp - 1)]}",
+            ))
+    elif m.num_layers % pp:
+        out.append(Problem(
+            f"{name}.pipeline_model_parallel_size", pp,
+            f"model.num_layers ({m.num_layers}) must be divisible by PP",
+            f"use PP in {_divisors(m.num_layers)} or set {name}.num_layer_list",
+        ))
+    if w.sequence_parallel and tp == 1:
+        out.append(Problem(f"{name}.sequence_parallel", True, "sequence parallelism needs TP > 1", "set it to false"))
+    if w.micro_batch_size < 1:
+        out.append(Problem(f"{name}.micro_batch_size", w.micro_batch_size, "must be >= 1", "set it to 1 or more"))
+
+
+def validate(cfg: GRPOConfig) -> GRPOConfig:
+    """Raise ConfigError listing every broken rule; return cfg unchanged when valid."""
+    out: list[Problem] = []
+    rl, gen, mt, m = cfg.rl_config, cfg.generate_config, cfg.megatron_training, cfg.model
+    actor, ref = cfg.actor_config, cfg.ref_config
+    n = rl.n_samples_per_prompt
+
+    if n < 2:
+        out.append(Problem("rl_config.n_samples_per_prompt", n, "GRPO needs at least 2 samples per prompt (a group)", "set it to 2 or more (R1-Zero recipes use 8-16)"))
+    if rl.actor_resource.num_devices < 1:
+        out.append(Problem("rl_config.actor_resource.num_devices", rl.actor_resource.num_devices, "must be >= 1", "set it to the number of actor devices"))
+        raise ConfigError(out)
+
+    _check_parallel_layout("actor_config", actor, rl.actor_resource.num_devices, cfg, out)
+    if rl.colocate_actor_ref and (ref.tensor_model_parallel_size, ref.pipeline_model_parallel_size) != (
+            actor.tensor_model_parallel_size, actor.pipeline_model_parallel_size):
+        out.append(Problem(
+            "ref_config.tensor_model_parallel_size", ref.tensor_model_parallel_size,
+            "a reference colocated with the actor shares its process and so its TP x PP "
+            f"(actor: TP{actor.tensor_model_parallel_size} PP{actor.pipeline_model_parallel_size})",
+            "set ref_config TP/PP equal to actor_config's, or rl_config.colocate_actor_ref=false with a reference_resource",
+        ))
+    ref_devices = cfg.ref_num_devices
+    _check_parallel_layout("ref_config", ref, ref_devices, cfg, out)
+
+    # Batch arithmetic: experiences per optimizer step must split evenly over DP x micro-batch.
+    if not out:
+        dp = cfg.actor_data_parallel_size
+        mbs = actor.micro_batch_size
+        experiences = mt.global_batch_size * n
+        if experiences % (dp * mbs):
+            out.append(Problem(
+                "megatron_training.global_batch_size", mt.global_batch_size,
+                f"global_batch_size x n_samples_per_prompt ({experiences}) must be divisible by actor DP ({dp}) x micro_batch_size ({mbs})",
+                f"make global_batch_size x {n} a multiple of {dp * mbs}",
+            ))
+        mini = actor.mini_batch_size or mt.global_batch_size
+        if mt.global_batch_size % mini:
+            out.append(Problem("actor_config.mini_batch_size", actor.mini_batch_size,
+                               f"must divide megatron_training.global_batch_size ({mt.global_batch_size})",
+                               f"use one of {_divisors(mt.global_batch_size)}"))
+        elif (mini * n) % (dp * mbs):
+            out.append(Problem("actor_config.mini_batch_size", actor.mini_batch_size,
+                               f"mini_batch_size x n_samples_per_prompt ({mini * n}) must be divisible by DP ({dp}) x micro_batch_size ({mbs})",
+                               f"make mini_batch_size x {n} a multiple of {dp * mbs}"))
+        ref_dp = cfg.ref_data_parallel_size
+        if experiences % (ref_dp * ref.micro_batch_size):
+            out.append(Problem("ref_config.micro_batch_size", ref.micro_batch_size,
+                               f"global_batch_size x n_samples_per_prompt ({experiences}) must be divisible by reference DP ({ref_dp}) x micro_batch_size",
+                               f"make {experiences} a multiple of {ref_dp} x micro_batch_size"))
+    if mt.global_batch_size < 1:
+        out.append(Problem("megatron_training.global_batch_size", mt.global_batch_size, "must be >= 1", "set it to the prompts per iteration"))
+
+    # Inference layout: replicas carved out of the actor's devices.
+    itp, ipp = gen.infer_tensor_parallel_size, gen.infer_pipeline_parallel_size
+    if itp < 1 or rl.actor_resource.num_devices % (itp * ipp):
+        out.append(Problem("generate_config.infer_tensor_parallel_size", itp,
+                           f"inference TP x PP must divide the actor's devices ({rl.actor_resource.num_devices}) so replicas tile them",
+                           f"use one of {_divisors(rl.actor_resource.num_devices)}"))
+    elif itp >= 1:
+        ttp = actor.tensor_model_parallel_size
+        if ttp % itp and itp % ttp:
+            out.append(Problem("generate_config.infer_tensor_parallel_size", itp,
+                               f"inference TP must divide or be a multiple of the actor's TP ({ttp}) for in-memory resharding",
+                               f"use a divisor or multiple of {ttp}, e.g. {ttp}"))
+        if m.num_attention_heads % itp or m.num_query_groups % itp:
+            out.append(Problem("generate_config.infer_tensor_parallel_size", itp,
+                               f"heads ({m.num_attention_heads}) and query groups ({m.num_query_groups}) must be divisible by inference TP",
+                               f"use one of {[d for d in _divisors(m.num_query_groups) if m.num_attention_heads % d == 0]}"))
+    if gen.backend == "vllm" and ipp != 1:
+        out.append(Problem("generate_config.infer_pipeline_parallel_size", ipp, "the vLLM rollout pool runs TP-only replicas", "set it to 1"))
+
+    # Lengths.
+    max_tokens = gen.sampling_config.max_tokens
+    total = mt.max_prompt_length + max_tokens
+    if total > m.max_position_embeddings:
+        out.append(Problem("generate_config.sampling_config.max_tokens", max_tokens,
+                           f"max_prompt_length ({mt.max_prompt_length}) + max_tokens ({max_tokens}) = {total} exceeds model.max_position_embeddings ({m.max_position_embeddings})",
+                           f"lower max_tokens to {max(m.max_position_embeddings - mt.max_prompt_length, 0)} or shorten prompts"))
+    if total > mt.seq_length:
+        out.append(Problem("megatron_training.seq_length", mt.seq_length,
+                           f"must hold max_prompt_length + max_tokens ({total})", f"set it to {total} or more"))
+    if total > gen.max_model_len:
+        out.append(Problem("generate_config.max_model_len", gen.max_model_len,
+                           f"must hold max_prompt_length + max_tokens ({total})", f"set it to {total} or more"))
+
+    # Sampling and rewards.
+    s = gen.sampling_config
+    if s.temperature < 0:
+        out.append(Problem("generate_config.sampling_config.temperature", s.temperature, "must be >= 0", "use 1.0 for GRPO rollouts"))
+    if not 0 < s.top_p <= 1:
+        out.append(Problem("generate_config.sampling_config.top_p", s.top_p, "must be in (0, 1]", "use 1.0 to disable"))
+    if not 0 <= s.min_p <= 1:
+        out.append(Problem("generate_config.sampling_config.min_p", s.min_p, "must be in [0, 1]", "use 0 to disable"))
+    if len(rl.verifier_function) != len(rl.verifier_weight):
+        out.append(Problem("rl_config.verifier_weight", rl.verifier_weight,
+                           f"needs one weight per verifier_function ({len(rl.verifier_function)})",
+                           f"give {len(rl.verifier_function)} weights"))
+    else:
+        _check_reward_names(rl.verifier_function, out)
+    if out:
+        raise ConfigError(out)
+    return cfg
+
+
+def _check_reward_names(names: list, out: list[Problem]) -> None:
+    try:
+        from mindspeed_rl.rewards import available_rewards  # the scorer's registry, when present
+    except ImportError:
+        return
+    known = set(available_rewards())
+    for i, name in enumerate(names):
+        if name not in known:
+            out.append(Problem(f"rl_config.verifier_function[{i}]", name, "unknown reward function",
+                               f"use one of {sorted(known)} or register your own"))
+
+
+def check_resources(cfg: GRPOConfig, available: dict[str, float], resource: str) -> None:
+    """Requested devices must exist in the cluster (``available``: Ray's cluster resources)."""
+    rl = cfg.rl_config
+    wanted = rl.actor_resource.num_devices + (0 if rl.colocate_actor_ref else rl.reference_resource.num_devices)
+    have = int(available.get(resource, 0))
+    if wanted > have:
+        key = "rl_config.actor_resource.num_devices" if rl.colocate_actor_ref else "rl_config.reference_resource.num_devices"
+        raise ConfigError([Problem(
+            key, rl.actor_resource.num_devices if rl.colocate_actor_ref else rl.reference_resource.num_devices,
+            f"the run needs {wanted} {resource} but the cluster has {have}",
+            f"start more nodes, or lower the requested devices to {have} in total",
+        )])

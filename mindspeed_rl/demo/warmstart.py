@@ -1,0 +1,84 @@
+"""A brief supervised warm start on the Megatron engine (the actor's own SFT loss), so that a tiny
+random model produces the think/answer format and the accuracy reward becomes learnable by GRPO."""
+from __future__ import annotations
+
+import os
+import random
+
+import torch
+
+from mindspeed_rl.demo.assets import reference_response
+
+
+def sft_batches(prompts: list[list[int]], rows: list[dict], tokenizer, batch_size: int, seed: int):
+    """Endless shuffled batches of prompt + reference response (+ end-of-turn token)."""
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    examples = []
+    for prompt, row in zip(prompts, rows):
+        for style in range(3):
+            resp = tokenizer.encode(reference_response(row, style), add_special_tokens=False) + [end]
+            examples.append((prompt, resp))
+    rng = random.Random(seed)
+    while True:
+        rng.shuffle(examples)
+        for start in range(0, len(examples) - batch_size + 1, batch_size):
+            yield _to_batch(examples[start : start + batch_size], tokenizer.pad_token_id)
+
+
+def _to_batch(examples, pad_id: int) -> dict:
+    seq = max(len(p) + len(r) for p, r in examples)
+    width = max(len(r) for _, r in examples)
+    n = len(examples)
+    input_ids = torch.full((n, seq), pad_id, dtype=torch.long)
+    attention = torch.zeros((n, seq), dtype=torch.long)
+    response_mask = torch.zeros((n, width), dtype=torch.long)
+    for i, (p, r) in enumerate(examples):
+        ids = p + r
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention[i, : len(ids)] = 1
+        response_mask[i, : len(r)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response_mask}
+
+
+def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[int]], rows: list[dict],
+               steps: int, lr: float, batch_size: int, seed: int) -> list[float]:
+    """SFT ``steps`` steps from ``mcore_dir`` (a converted checkpoint), save the result as a HF model."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from mindspeed_rl.engine import EngineConfig, MegatronEngine
+    from mindspeed_rl.platform import current_platform
+    from mindspeed_rl.testing.distributed import free_port
+
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    platform = current_platform()
+    platform.init_process_group(0, 1)
+    platform.apply_megatron_adaptor()
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
+    hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
+    cfg = EngineConfig(params_dtype="fp32", micro_batch_size=batch_size, lr=lr, lr_decay_style="constant",
+                       lr_decay_steps=steps, clip_grad=1.0, seed=seed, use_distributed_optimizer=False)
+    engine = MegatronEngine(hf_config, cfg, load=mcore_dir)
+    losses = []
+    batches = sft_batches(prompts, rows, tokenizer, batch_size, seed)
+    for step in range(steps):
+        out = engine.sft_step(next(batches))
+        losses.append(float(out["sft_loss"]))
+        if step % 20 == 0 or step == steps - 1:
+            print(f"  sft step {step + 1}/{steps}  loss {out['sft_loss']:.4f}", flush=True)
+    _save_hf(engine, hf_dir, out_hf_dir)
+    return losses
+
+
+def _save_hf(engine, src_hf_dir: str, out_dir: str) -> None:
+    """Write the engine's weights as a HF directory (safetensors + config + tokenizer)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    os.makedirs(out_dir, exist_ok=True)
+    weights = {name: t.detach().clone().contiguous() for name, t in engine.export_hf_weights()}
+    save_file(weights, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
+    for name in os.listdir(src_hf_dir):
+        if name.endswith(".json") and name != "model.safetensors.index.json" or name in ("vocab.json", "merges.txt"):
+            shutil.copy2(os.path.join(src_hf_dir, name), os.path.join(out_dir, name))

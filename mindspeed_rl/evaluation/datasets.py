@@ -1,0 +1,128 @@
+"""Evaluation problems from files: presets for MATH-500, AIME24, GSM8K, or any file with field names.
+
+Rows are read with the data room's readers (json, jsonl, parquet, ``datasets`` directories,
+globs). A row without a problem or answer is an error naming the file and row: an evaluation
+that silently skipped problems would report numbers over a different set.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from mindspeed_rl.data.handlers import get_path
+from mindspeed_rl.data.readers import InputError, expand_inputs, iter_rows
+
+from .config import DatasetConfig
+
+
+@dataclass(frozen=True)
+class DatasetPreset:
+    file: str  # relative to the data directory
+    problem_key: str
+    answer_key: str
+    subject_key: Optional[str] = None
+    level_key: Optional[str] = None
+    id_key: Optional[str] = None
+
+
+# File names follow /work-style data directories (README of the data folder); the path is
+# always overridable with dataset.path.
+PRESETS: Dict[str, DatasetPreset] = {
+    "math500": DatasetPreset("math/math500_test.jsonl", "problem", "answer", "subject", "level", "unique_id"),
+    "aime24": DatasetPreset("math/aime24_qwen25math.jsonl", "problem", "answer", None, None, "id"),
+    "gsm8k": DatasetPreset("math/gsm8k_test.jsonl", "question", "answer"),
+}
+DATA_DIR_ENV = "MINDSPEED_RL_DATA_DIR"
+
+
+@dataclass
+class EvalProblem:
+    index: int  # row index in the dataset (stable across slices; seeds and resume key on it)
+    id: str
+    problem: str
+    answer: str  # as stored (the scorer takes the final answer of a boxed / '####' solution)
+    groups: Dict[str, Any] = field(default_factory=dict)  # {"subject": ..., "level": ...}
+
+
+@dataclass
+class LoadedDataset:
+    name: str
+    files: List[str]
+    problems: List[EvalProblem]
+    fingerprint: str  # sha256 over the selected problems' text, answers and indices
+    keys: Dict[str, Optional[str]]
+
+
+def resolve_dataset(cfg: DatasetConfig) -> DatasetConfig:
+    """Fill the preset's file and keys into ``cfg`` where they are unset."""
+    preset = PRESETS.get(cfg.name)
+    out = dataclasses.replace(cfg)
+    if preset is None:
+        missing = [k for k in ("path", "problem_key", "answer_key") if not getattr(cfg, k)]
+        if missing:
+            raise InputError(
+                f"dataset.name={cfg.name!r} is not a preset ({sorted(PRESETS)}), so set "
+                + ", ".join(f"dataset.{k}" for k in missing) + " (e.g. dataset.path=my.jsonl "
+                "dataset.problem_key=problem dataset.answer_key=answer)")
+        return out
+    for key in ("problem_key", "answer_key", "subject_key", "level_key", "id_key"):
+        if getattr(out, key) is None:
+            setattr(out, key, getattr(preset, key))
+    if not out.path:
+        data_dir = os.environ.get(DATA_DIR_ENV)
+        if not data_dir:
+            raise InputError(
+                f"dataset.name={cfg.name!r}: no file given; set dataset.path=<{Path(preset.file).name}> "
+                f"(or {DATA_DIR_ENV}=<dir holding {preset.file}>)")
+        out.path = str(Path(data_dir) / preset.file)
+    return out
+
+
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # AIME/GSM8K answers are sometimes stored as numbers
+    return value if isinstance(value, str) else None
+
+
+def load_problems(cfg: DatasetConfig) -> LoadedDataset:
+    """Read, validate and slice the problems ``cfg`` names."""
+    cfg = resolve_dataset(cfg)
+    files = expand_inputs(cfg.path)
+    problems: List[EvalProblem] = []
+    stop = None if cfg.max_problems is None else cfg.start + cfg.max_problems
+    digest = hashlib.sha256()
+    for row in iter_rows(files, cfg.format, limit=stop):
+        if row.index < cfg.start:
+            continue
+        where = f"{row.file} row {row.row_in_file}"
+        if row.data is None:
+            raise InputError(f"{where}: {row.error}; fix or remove the row")
+        values = {}
+        for key in ("problem_key", "answer_key"):
+            column = getattr(cfg, key)
+            value = _text(get_path(row.data, column))
+            if value is None or not value.strip():
+                raise InputError(f"{where}: no text at dataset.{key}={column!r} (columns: {sorted(row.data)}); "
+                                 f"set dataset.{key} to the right column")
+            values[key] = value
+        groups = {}
+        for name, key in (("subject", cfg.subject_key), ("level", cfg.level_key)):
+            if key:
+                value = get_path(row.data, key)
+                if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                    groups[name] = value
+        pid = get_path(row.data, cfg.id_key) if cfg.id_key else None
+        pid = str(row.index) if not isinstance(pid, (str, int)) else str(pid)
+        problems.append(EvalProblem(row.index, pid, values["problem_key"], values["answer_key"], groups))
+        digest.update(json.dumps([row.index, values["problem_key"], values["answer_key"]]).encode())
+    if not problems:
+        raise InputError(f"dataset {cfg.name!r} at {cfg.path}: no problems at start={cfg.start}; lower dataset.start")
+    keys = {k: getattr(cfg, k) for k in ("problem_key", "answer_key", "subject_key", "level_key", "id_key")}
+    return LoadedDataset(cfg.name, [str(f) for f in files], problems, digest.hexdigest(), keys)

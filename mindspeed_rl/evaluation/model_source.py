@@ -1,0 +1,98 @@
+"""Where the weights come from: a HF directory as is, or a Megatron checkpoint converted on the fly.
+
+A Megatron checkpoint (``latest_checkpointed_iteration.txt`` or ``iter_*`` directories) is
+converted with ``mindspeed_rl.models.convert.mcore_to_hf`` into a temporary HF directory that is
+deleted afterwards. The converter keeps the HF config and tokenizer in the checkpoint's
+``hf_config/``; a checkpoint without them needs ``tokenizer=`` (and the converter's
+``hf_config_dir``) from the user.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional
+
+_ITER_RE = re.compile(r"^iter_(\d+)$")
+
+
+class ModelSourceError(ValueError):
+    """The model path is neither a HF directory nor a Megatron checkpoint; says what was found."""
+
+
+def megatron_iterations(path: str) -> list[int]:
+    if not os.path.isdir(path):
+        return []
+    return sorted(int(m.group(1)) for m in (_ITER_RE.match(n) for n in os.listdir(path)) if m)
+
+
+def is_megatron_checkpoint(path: str) -> bool:
+    from mindspeed_rl.models.mcore_checkpoint import TRACKER
+
+    return os.path.isfile(os.path.join(path, TRACKER)) or bool(megatron_iterations(path))
+
+
+def is_hf_directory(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "config.json"))
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def weights_signature(path: str, max_files: int = 4096) -> Dict[str, list]:
+    """``{relative weight file: [size, mtime_ns]}``: cheap evidence that the weights behind a path
+    changed (a checkpoint rewritten in place must not resume an earlier run's samples)."""
+    out: Dict[str, list] = {}
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            if name.endswith(WEIGHT_SUFFIXES) or name == "latest_checkpointed_iteration.txt":
+                full = os.path.join(root, name)
+                st = os.stat(full)
+                out[os.path.relpath(full, path)] = [st.st_size, st.st_mtime_ns]
+                if len(out) >= max_files:
+                    return out
+    return out
+
+
+@contextmanager
+def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional[int] = None,
+                 hf_config_dir: Optional[str] = None, work_dir: Optional[str] = None,
+                 log=print) -> Iterator[Dict[str, Any]]:
+    """Yield ``{"hf_dir", "tokenizer", "path", "source", ...}`` for a HF dir or a Megatron checkpoint."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(path):
+        raise ModelSourceError(f"model={path}: no such directory; pass a HF model directory or a Megatron checkpoint")
+    if is_hf_directory(path) and not is_megatron_checkpoint(path):
+        yield {"path": path, "source": "hf", "hf_dir": path, "tokenizer": tokenizer or path,
+               "weights": weights_signature(path)}
+        return
+    if not is_megatron_checkpoint(path):
+        raise ModelSourceError(
+            f"model={path}: neither a HF model directory (no config.json) nor a Megatron checkpoint "
+            f"(no latest_checkpointed_iteration.txt or iter_* directories); found {sorted(os.listdir(path))[:10]}")
+    from mindspeed_rl.models import mcore_checkpoint as mc
+    from mindspeed_rl.models.convert import mcore_to_hf
+
+    if iteration is None:
+        if os.path.isfile(os.path.join(path, mc.TRACKER)):
+            iteration = mc.read_tracker(path)
+        else:
+            iteration = megatron_iterations(path)[-1]
+            log(f"{path}: no {mc.TRACKER}; using the latest iteration directory, iter_{iteration:07d}")
+    side = hf_config_dir or os.path.join(path, mc.HF_CONFIG_DIR)
+    tok = tokenizer or (side if os.path.isdir(side) else None)
+    if tok is None:
+        raise ModelSourceError(f"model={path}: the checkpoint has no {mc.HF_CONFIG_DIR}/ with a tokenizer; "
+                               "pass tokenizer=<HF tokenizer directory>")
+    tmp_root = tempfile.mkdtemp(prefix="mindspeed_rl_eval_", dir=work_dir)
+    try:
+        hf_dir = os.path.join(tmp_root, "hf")
+        log(f"converting Megatron checkpoint {path} (iteration {iteration}) to HF in {hf_dir}")
+        mcore_to_hf(path, hf_dir, hf_config_dir=hf_config_dir, iteration=iteration, quiet=True)
+        yield {"path": path, "source": "megatron", "iteration": iteration, "hf_dir": hf_dir, "tokenizer": tok,
+               "weights": weights_signature(mc.iteration_dir(path, iteration))}
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)

@@ -1,0 +1,344 @@
+"""The single-controller GRPO loop.
+
+One driver process holds the loop and the batch. Each iteration: sample prompts, generate n
+responses per prompt on the actor group's rollout engines, score them, compute group-relative
+advantages, reference and old log-probs, update the actor in mini-batches, and push the new
+weights into the rollout engines. Worker groups get their shard by data-parallel rank and only one
+rank per TP/PP group returns data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from mindspeed_rl.config import GRPOConfig
+from mindspeed_rl.trainer.experience import Experience, build_experience, response_stats
+from mindspeed_rl.trainer.metrics_logger import MetricsLogger
+from mindspeed_rl.trainer.run_checkpoint import latest_iteration, load_run_state, save_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Timer:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Span:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.times[f"timing/{name}"] = timer.times.get(f"timing/{name}", 0.0) + time.perf_counter() - self.t
+
+        return _Span()
+
+
+def config_hash(cfg: GRPOConfig) -> str:
+    return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stop_token_ids(tokenizer, stop_words: list[str]) -> list[int]:
+    ids = []
+    for word in stop_words:
+        tid = tokenizer.convert_tokens_to_ids(word)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None:
+            ids.append(tid)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def balanced_shards(items: list, parts: int) -> list[list]:
+    """Contiguous, near-equal shards (prompt order is restored by concatenation)."""
+    base, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for p in range(parts):
+        size = base + (1 if p < extra else 0)
+        out.append(items[start : start + size])
+        start += size
+    return out
+
+
+class GRPOTrainer:
+    def __init__(self, cfg: GRPOConfig, ray_address: str | None = None):
+        from transformers import AutoTokenizer
+
+        from mindspeed_rl.config import check_resources
+        from mindspeed_rl.data import PromptDataset, PromptSampler
+        from mindspeed_rl.workers.placement import device_resource
+
+        self.cfg = cfg
+        mt, rl = cfg.megatron_training, cfg.rl_config
+        self.tokenizer = AutoTokenizer.from_pretrained(mt.tokenizer_name_or_path, local_files_only=True)
+        self.dataset = PromptDataset(mt.data_path)
+        self.sampler = PromptSampler(len(self.dataset), mt.global_batch_size, seed=mt.seed, num_epochs=None)
+        self.stop_ids = stop_token_ids(self.tokenizer, self.dataset.stop_words)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
+        self.num_mini_batches = mt.global_batch_size // (cfg.actor_config.mini_batch_size or mt.global_batch_size)
+        self.total_steps = mt.train_iters * self.num_mini_batches * cfg.actor_config.epochs
+
+        self._init_ray(ray_address)
+        import ray
+
+        self.resource = device_resource()
+        check_resources(cfg, ray.cluster_resources(), self.resource)
+        self._start_workers()
+
+    # ---- set-up ----------------------------------------------------------------------
+    def _init_ray(self, address: str | None) -> None:
+        import ray
+
+        if ray.is_initialized():
+            return
+        pythonpath = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
+        env = {"PYTHONPATH": pythonpath, "TOKENIZERS_PARALLELISM": "false"}
+        for key in ("MINDSPEED_RL_PLATFORM", "MINDSPEED_RL_THREADS_PER_WORKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            if key in os.environ:
+                env[key] = os.environ[key]
+        address = address or os.environ.get("RAY_ADDRESS")
+        kwargs = dict(runtime_env={"env_vars": env}, include_dashboard=False, logging_level="WARNING")
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            rl = self.cfg.rl_config
+            wanted = rl.actor_resource.num_devices + (0 if rl.colocate_actor_ref else rl.reference_resource.num_devices)
+            ray.init(num_cpus=max(os.cpu_count() or 1, wanted + 1), **kwargs)
+
+    def _start_workers(self) -> None:
+        from mindspeed_rl.workers.actor_worker import ActorRolloutWorker
+        from mindspeed_rl.workers.placement import DeviceRequest, plan_worker_groups
+        from mindspeed_rl.workers.reference_worker import ReferenceWorker
+        from mindspeed_rl.workers.reward_worker import RewardWorker
+        from mindspeed_rl.workers.worker_group import WorkerGroup
+
+        cfg, rl = self.cfg, self.cfg.rl_config
+        cfg_dict = dataclasses.asdict(cfg)
+        requests = {r.group: r for r in plan_worker_groups(cfg, self.resource)}
+        self.actor = WorkerGroup(ActorRolloutWorker, requests["actor_rollout"], init_args=(cfg_dict, rl.colocate_actor_ref))
+        self.ref = None
+        if not rl.colocate_actor_ref:
+            self.ref = WorkerGroup(ReferenceWorker, requests["reference"], init_args=(cfg_dict,))
+        self.reward = WorkerGroup(
+            RewardWorker,
+            DeviceRequest("reward", 1, "CPU", cpus_per_rank=0),
+            init_args=(rl.verifier_function, rl.verifier_weight, rl.verifier_num_workers, rl.verifier_timeout),
+            init_distributed=False,
+        )
+        self.actor_layout = self.actor.run("build", self.total_steps)
+        self.ref_layout = self.ref.run("build") if self.ref is not None else self.actor_layout
+
+    # ---- dispatch helpers ------------------------------------------------------------
+    @staticmethod
+    def _dp_size(layout) -> int:
+        return layout[0]["dp_size"]
+
+    def _sharded_call(self, group, layout, method: str, batch: dict, extra_args: tuple = (), num_mini_batches: int = 1):
+        """Send each rank its DP shard; reassemble ``log_probs`` from the output ranks in row order."""
+        from mindspeed_rl.engine.batch import dp_shard_indices
+
+        n = batch["input_ids"].shape[0]
+        dp = self._dp_size(layout)
+        shards = [dp_shard_indices(n, dp, d, num_mini_batches) for d in range(dp)]
+        per_rank = [({k: v[shards[info["dp_rank"]]] for k, v in batch.items()}, *extra_args) for info in layout]
+        results = group.run_per_rank(method, per_rank)
+        if method != "compute_log_probs":
+            return results
+        width = batch["response_mask"].shape[1]
+        out = torch.zeros((n, width), dtype=torch.float32)
+        for info, res in zip(layout, results):
+            if info["is_output_rank"] and res is not None:
+                lp = res["log_probs"]
+                out[shards[info["dp_rank"]], : lp.shape[1]] = lp
+        return out
+
+    # ---- one iteration ---------------------------------------------------------------
+    def rollout(self, prompts: list[list[int]], iteration: int) -> list[list]:
+        s = self.cfg.generate_config.sampling_config
+        sampling = dict(
+            n=self.cfg.rl_config.n_samples_per_prompt,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            min_p=s.min_p,
+            max_tokens=s.max_tokens,
+            stop_token_ids=self.stop_ids,
+            # a fresh, reproducible seed per iteration: a resumed run samples what the original did
+            seed=(s.seed if s.seed is not None else self.cfg.megatron_training.seed) * 1000003 + iteration,
+            logprobs=True,
+        )
+        replicas = max(info["rollout_replica"] for info in self.actor_layout) + 1
+        shards = balanced_shards(prompts, replicas)
+        per_rank = [(shards[info["rollout_replica"]], sampling) for info in self.actor_layout]
+        results = self.actor.run_per_rank("generate", per_rank)
+        outputs: list[list] = []
+        for replica in range(replicas):
+            leader = next(r for r, info in zip(results, self.actor_layout)
+                          if info["rollout_replica"] == replica and info["is_rollout_leader"])
+            outputs.extend(leader)
+        return outputs
+
+    def decode_responses(self, exp: Experience) -> list[str]:
+        texts = []
+        for ids, reason in zip(exp.response_ids, exp.finish_reasons):
+            if reason == "stop" and ids and ids[-1] in self.stop_ids:
+                ids = ids[:-1]
+            texts.append(self.tokenizer.decode(ids, skip_special_tokens=False))
+        return texts
+
+    def step(self, iteration: int, prompt_rows: list[int]) -> tuple[dict, Experience, list[str], list[str]]:
+        from mindspeed_rl.algorithms import apply_kl_in_reward, compute_advantages, scores_to_token_rewards
+        from mindspeed_rl.engine.rollout.metrics import logprob_diff
+
+        cfg, rl = self.cfg, self.cfg.rl_config
+        timer = Timer()
+        t_all = time.perf_counter()
+        items = self.dataset.batch(prompt_rows)
+        prompts = [item.prompt_ids.tolist() for item in items]
+        golds = [item.label for item in items]
+
+        with timer("rollout"):
+            outputs = self.rollout(prompts, iteration)
+        exp = build_experience(prompts, outputs, self.pad_id)
+        batch = exp.batch
+        texts = self.decode_responses(exp)
+        row_golds = [golds[p] for p in exp.prompt_index]
+
+        with timer("reward"):
+            lengths = [{"response_length": len(r)} for r in exp.response_ids]
+            totals, per_fn, reward_metrics = self.reward.run("score", texts, row_golds, lengths)[0]
+        scores = torch.tensor(totals, dtype=torch.float32)
+
+        with timer("reference"):
+            ref_group, ref_layout = (self.ref, self.ref_layout) if self.ref is not None else (self.actor, self.actor_layout)
+            ref_lp = self._sharded_call(ref_group, ref_layout, "compute_log_probs", batch, ("ref",))
+        with timer("old_log_p"):
+            old_lp = self._sharded_call(self.actor, self.actor_layout, "compute_log_probs", batch, ("actor",))
+        mask = batch["response_mask"]
+        if rl.use_kl_in_reward:
+            token_scores = scores_to_token_rewards(scores, mask)
+            rewards_for_adv, _ = apply_kl_in_reward(token_scores, old_lp, ref_lp, mask, rl.kl_coef, rl.kl_estimator)
+        else:
+            rewards_for_adv = scores
+        advantages = compute_advantages(rl.advantage_estimator, rewards_for_adv, mask, exp.prompt_index,
+                                        epsilon=rl.norm_adv_eps)
+        train_batch = {
+            "input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "response_mask": mask,
+            "advantages": advantages, "old_log_probs": old_lp, "ref_log_probs": ref_lp,
+        }
+        with timer("update"):
+            results = self._sharded_call(self.actor, self.actor_layout, "update", train_batch,
+                                         (self.num_mini_batches, cfg.actor_config.epochs), self.num_mini_batches)
+            update_metrics = next(r for r in results if r is not None)
+        with timer("weight_sync"):
+            self.actor.run("sync_weights")
+
+        elapsed = time.perf_counter() - t_all
+        metrics: dict[str, float] = {}
+        metrics["reward/mean"] = float(scores.mean())
+        metrics["reward/max"] = float(scores.max())
+        metrics["reward/min"] = float(scores.min())
+        for name, values in per_fn.items():
+            metrics[f"reward/{name}/mean"] = float(sum(values) / max(len(values), 1))
+        metrics["reward/timeouts"] = float(reward_metrics.get("timeouts", 0))
+        metrics["reward/extraction_failures"] = float(reward_metrics.get("extraction_failures", 0))
+        seq_adv = (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+        metrics["advantages/mean"] = float(seq_adv.mean())
+        metrics["advantages/max"] = float(seq_adv.max())
+        metrics["advantages/min"] = float(seq_adv.min())
+        metrics.update(response_stats(exp, cfg.generate_config.sampling_config.max_tokens))
+        if "rollout_log_probs" in batch:
+            diff = logprob_diff(batch["rollout_log_probs"], old_lp, mask)
+            metrics.update({k: float(v) for k, v in diff.items()})
+        for key in ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "kl_loss", "entropy", "grad_norm", "lr"):
+            if key in update_metrics:
+                metrics[key] = float(update_metrics[key])
+        metrics.update(timer.times)
+        metrics["timing/all"] = elapsed
+        tokens = float(batch["attention_mask"].sum())
+        metrics["tokens_per_second_per_device"] = tokens / elapsed / self.cfg.rl_config.actor_resource.num_devices
+        return metrics, exp, texts, row_golds
+
+    # ---- the run ---------------------------------------------------------------------
+    def save(self, iteration: int) -> Path:
+        mt = self.cfg.megatron_training
+
+        def write_parts(tmp: Path) -> None:
+            self.actor.run("save", str(tmp))
+
+        state = {"sampler": self.sampler.state_dict(), "config_hash": config_hash(self.cfg),
+                 "torch_rng": torch.get_rng_state().tolist()}
+        return save_checkpoint(mt.save, iteration, state, write_parts)
+
+    def resume(self) -> int:
+        mt = self.cfg.megatron_training
+        source = mt.load or (mt.save if mt.save and (Path(mt.save) / "latest_checkpointed_iteration.txt").exists() else "")
+        if not source:
+            return 0
+        loaded = load_run_state(source)
+        if loaded is None:
+            return 0
+        iteration, state, path = loaded
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        self.actor.run("load", str(path))
+        print(f"resumed from {path} (iteration {iteration})", flush=True)
+        return iteration
+
+    def fit(self) -> dict:
+        mt, rl = self.cfg.megatron_training, self.cfg.rl_config
+        start = self.resume()
+        logger = MetricsLogger(mt.log_dir, resume=start > 0)
+        if start:
+            logger.truncate_after(start)
+        history = []
+        batches = iter(self.sampler)
+        try:
+            for iteration in range(start + 1, mt.train_iters + 1):
+                metrics, exp, texts, golds = self.step(iteration, next(batches))
+                history.append(metrics)
+                logger.log(iteration, mt.train_iters, metrics)
+                if rl.save_samples_interval and (iteration % rl.save_samples_interval == 0 or iteration == 1):
+                    logger.save_samples(iteration, [
+                        {"prompt_index": p, "gold": g, "response": t, "finish_reason": f}
+                        for p, g, t, f in zip(exp.prompt_index, golds, texts, exp.finish_reasons)
+                    ][: 4 * rl.n_samples_per_prompt])
+                if mt.save and mt.save_interval and iteration % mt.save_interval == 0:
+                    self.save(iteration)
+            if mt.save and (not mt.save_interval or mt.train_iters % mt.save_interval) and mt.train_iters > start:
+                self.save(mt.train_iters)
+        finally:
+            curves = logger.plot_curves()
+            logger.close()
+        print(f"metrics: {logger.jsonl_path}\ncurves: {curves}\ntensorboard: {Path(mt.log_dir) / 'tensorboard'}"
+              + (f"\ncheckpoints: {mt.save}" if mt.save else ""), flush=True)
+        return {"history": history}
+
+    def final_weights(self) -> dict:
+        return self.actor.run("export_state")[0]
+
+    def shutdown(self) -> None:
+        for group in (self.actor, self.ref, self.reward):
+            if group is not None:
+                try:
+                    group.run("shutdown") if group is self.reward else None
+                except Exception:  # noqa: BLE001 - shutting down anyway
+                    pass
+                group.shutdown()
+
+
+def run(cfg: GRPOConfig) -> int:
+    trainer = GRPOTrainer(cfg)
+    try:
+        trainer.fit()
+    finally:
+        trainer.shutdown()
+    return 0

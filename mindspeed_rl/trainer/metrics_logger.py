@@ -1,0 +1,132 @@
+"""Where a run's numbers go: a console line per iteration, a JSONL file, TensorBoard, optionally
+wandb; sample completions every N iterations; reward and length curves as PNG at the end."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+CONSOLE_KEYS = (
+    ("reward/mean", "reward"),
+    ("reward/acc/mean", "acc"),
+    ("response_length/mean", "len"),
+    ("pg_loss", "pg"),
+    ("kl_loss", "kl"),
+    ("grad_norm", "gnorm"),
+    ("rollout/logprob_diff_max", "lpdiff"),
+    ("timing/all", "s/it"),
+)
+
+
+class MetricsLogger:
+    def __init__(self, log_dir: str | Path, resume: bool = False, use_tensorboard: bool = True, wandb_project: str = ""):
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl_path = self.log_dir / "metrics.jsonl"
+        self.samples_dir = self.log_dir / "samples"
+        if not resume and self.jsonl_path.exists():
+            self.jsonl_path.unlink()
+        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
+        self._tb = None
+        if use_tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.log_dir / "tensorboard"))
+            except ImportError:
+                self._tb = None
+        self._wandb = None
+        if wandb_project:
+            import wandb
+
+            self._wandb = wandb.init(project=wandb_project, dir=str(self.log_dir), resume="allow")
+
+    def truncate_after(self, iteration: int) -> None:
+        """On resume: drop lines of iterations after the checkpoint (they will be recomputed)."""
+        self._jsonl.close()
+        keep = [r for r in read_jsonl(self.jsonl_path) if r.get("iteration", 0) <= iteration]
+        tmp = self.jsonl_path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for row in keep:
+                f.write(json.dumps(row) + "\n")
+        os.replace(tmp, self.jsonl_path)
+        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
+
+    def log(self, iteration: int, total: int, metrics: dict[str, float]) -> None:
+        row = {"iteration": iteration, **{k: _plain(v) for k, v in metrics.items()}}
+        self._jsonl.write(json.dumps(row) + "\n")
+        self._jsonl.flush()
+        if self._tb is not None:
+            for key, value in row.items():
+                if key != "iteration" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, iteration)
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(row, step=iteration)
+        parts = [f"iter {iteration}/{total}"]
+        for key, short in CONSOLE_KEYS:
+            if key in metrics:
+                parts.append(f"{short} {metrics[key]:.4g}")
+        print(" | ".join(parts), flush=True)
+
+    def save_samples(self, iteration: int, samples: list[dict[str, Any]]) -> Path:
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        path = self.samples_dir / f"iter_{iteration:07d}.jsonl"
+        with open(path, "w", encoding="utf-8") as f:
+            for s in samples:
+                f.write(json.dumps(s, ensure_ascii=False) + "\n")
+        return path
+
+    def plot_curves(self) -> Path | None:
+        """reward and response-length curves as PNG (matplotlib, no display)."""
+        rows = read_jsonl(self.jsonl_path)
+        if not rows:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        its = [r["iteration"] for r in rows]
+        panels = [
+            ("reward", [k for k in rows[-1] if k.startswith("reward/") and k.endswith("/mean")]),
+            ("response length (tokens)", ["response_length/mean", "response_length/max"]),
+        ]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for ax, (title, keys) in zip(axes, panels):
+            for key in keys:
+                ys = [r.get(key, float("nan")) for r in rows]
+                ax.plot(its, ys, label=key)
+            ax.set_title(title)
+            ax.set_xlabel("iteration")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = self.log_dir / "curves.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+    def close(self) -> None:
+        self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _plain(v):
+    try:
+        return float(v) if not isinstance(v, (str, bool, int)) else v
+    except (TypeError, ValueError):
+        return str(v)

@@ -1,0 +1,78 @@
+"""Run checkpoints written atomically: a crash or Ctrl-C never leaves a directory that looks complete.
+
+Layout (Megatron-style, so tools that read ``latest_checkpointed_iteration.txt`` work)::
+
+    save_dir/
+      latest_checkpointed_iteration.txt     written last, by atomic replace
+      iter_0000010/
+        run_state.json                      iteration, sampler state, consumed prompts, config hash
+        driver_rng.pt                       the driver's RNG state
+        actor/ ...                          the actor engine's own files (model, optimizer, RNG)
+
+A checkpoint is built in ``iter_0000010.tmp`` and renamed into place only when every part is
+written; stale ``*.tmp`` directories from an interrupted save are removed on the next save.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+TRACKER = "latest_checkpointed_iteration.txt"
+
+
+def iteration_dir(save_dir: str | Path, iteration: int) -> Path:
+    return Path(save_dir) / f"iter_{iteration:07d}"
+
+
+def latest_iteration(save_dir: str | Path) -> int | None:
+    tracker = Path(save_dir) / TRACKER
+    if not tracker.is_file():
+        return None
+    text = tracker.read_text().strip()
+    if not text.isdigit():
+        raise ValueError(f"{tracker} holds {text!r}, expected an iteration number")
+    it = int(text)
+    if not (iteration_dir(save_dir, it) / "run_state.json").is_file():
+        raise FileNotFoundError(f"{tracker} names iteration {it} but {iteration_dir(save_dir, it)} is incomplete or missing")
+    return it
+
+
+def save_checkpoint(save_dir: str | Path, iteration: int, run_state: dict[str, Any],
+                    write_parts: Callable[[Path], None], keep_last: int = 0) -> Path:
+    """``write_parts(tmp_dir)`` writes the engines' files; then run_state.json, rename, tracker."""
+    save_dir = Path(save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    for stale in save_dir.glob("iter_*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    final = iteration_dir(save_dir, iteration)
+    tmp = final.with_name(final.name + ".tmp")
+    tmp.mkdir(parents=True)
+    write_parts(tmp)
+    with open(tmp / "run_state.json", "w", encoding="utf-8") as f:
+        json.dump({"iteration": iteration, **run_state}, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    tracker_tmp = save_dir / (TRACKER + ".tmp")
+    tracker_tmp.write_text(str(iteration))
+    os.replace(tracker_tmp, save_dir / TRACKER)
+    if keep_last > 0:
+        done = sorted(p for p in save_dir.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
+        for old in done[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_run_state(save_dir: str | Path, iteration: int | None = None) -> tuple[int, dict[str, Any], Path] | None:
+    save_dir = Path(save_dir)
+    it = latest_iteration(save_dir) if iteration is None else iteration
+    if it is None:
+        return None
+    path = iteration_dir(save_dir, it)
+    with open(path / "run_state.json", encoding="utf-8") as f:
+        return it, json.load(f), path

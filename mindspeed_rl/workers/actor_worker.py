@@ -1,0 +1,183 @@
+"""The hybrid actor worker: a Megatron actor (and, colocated, the reference) plus a rollout engine
+on the same device. Phases take turns on the device: the actor's state is parked in host memory
+while the rollout engine is awake, and the rollout engine sleeps while the actor trains."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from mindspeed_rl.workers.worker_group import BaseWorker
+
+
+def hf_config_dir(cfg) -> str:
+    return cfg.model.hf_config_dir or cfg.megatron_training.tokenizer_name_or_path
+
+
+def check_hf_config_matches(cfg, hf_config) -> None:
+    """The HF config the engines build from must be the architecture the run config validated."""
+    from mindspeed_rl.config.errors import ConfigError, Problem
+
+    m = cfg.model
+    pairs = [
+        ("hidden_size", m.hidden_size, hf_config.hidden_size),
+        ("num_layers", m.num_layers, hf_config.num_hidden_layers),
+        ("num_attention_heads", m.num_attention_heads, hf_config.num_attention_heads),
+        ("num_query_groups", m.num_query_groups, getattr(hf_config, "num_key_value_heads", hf_config.num_attention_heads)),
+        ("ffn_hidden_size", m.ffn_hidden_size, hf_config.intermediate_size),
+        ("tie_word_embeddings", m.tie_word_embeddings, bool(getattr(hf_config, "tie_word_embeddings", False))),
+    ]
+    problems = [Problem(f"model.{key}", mine, f"the HF config in {hf_config_dir(cfg)} says {theirs}",
+                        f"set model.{key}={theirs} or point model.hf_config_dir at the right model")
+                for key, mine, theirs in pairs if mine != theirs]
+    if problems:
+        raise ConfigError(problems)
+
+
+class ActorRolloutWorker(BaseWorker):
+    """One rank of the actor group (see module doc). All methods are collective over the group."""
+
+    def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict,
+                 with_reference: bool):
+        super().__init__(group, rank, world_size, env)
+        torch.set_num_threads(max(1, int(os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER", "1"))))
+        from mindspeed_rl.config import GRPOConfig
+        from mindspeed_rl.config.structured import from_dict
+
+        self.cfg = from_dict(GRPOConfig, cfg_dict)
+        self.with_reference = with_reference
+        self.actor = self.ref = self.rollout = None
+
+    # ---- set-up ----------------------------------------------------------------------
+    def build(self, total_optimizer_steps: int) -> dict[str, Any]:
+        from transformers import AutoConfig
+
+        from mindspeed_rl.engine import EngineConfig, MegatronEngine
+        from mindspeed_rl.engine.rollout.parallel_plan import plan_rollout_parallel
+        from mindspeed_rl.platform import current_platform
+
+        cfg = self.cfg
+        current_platform().apply_megatron_adaptor()
+        hf_dir = hf_config_dir(cfg)
+        hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
+        check_hf_config_matches(cfg, hf_config)
+        seed = cfg.megatron_training.seed
+        actor_cfg = EngineConfig.from_worker_config(cfg.actor_config, seed=seed, total_steps=total_optimizer_steps,
+                                                    make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
+        self.actor = MegatronEngine(hf_config, actor_cfg, load=cfg.actor_config.load or None)
+        if self.with_reference:
+            ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=seed, forward_only=True,
+                                                      make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
+            self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
+        gen = cfg.generate_config
+        self.plan = plan_rollout_parallel(self.world_size, cfg.actor_config.tensor_model_parallel_size,
+                                          cfg.actor_config.pipeline_model_parallel_size, gen.infer_tensor_parallel_size)
+        self.rollout = self._build_rollout(hf_dir, hf_config)
+        self.sync_weights()
+        ps = self.actor.ps
+        return {
+            "rank": self.rank,
+            "dp_rank": ps.get_data_parallel_rank(),
+            "dp_size": ps.get_data_parallel_world_size(),
+            "is_output_rank": ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage(),
+            "rollout_replica": self.plan.dp_rank(self.rank),
+            "is_rollout_leader": self.plan.is_replica_leader(self.rank),
+        }
+
+    def _build_rollout(self, hf_dir: str, hf_config):
+        from mindspeed_rl.engine.rollout import build_rollout_engine
+
+        gen = self.cfg.generate_config
+        if gen.backend == "hf":
+            from transformers import AutoModelForCausalLM
+
+            dtype = getattr(torch, gen.dtype)
+            # Architecture only: the weights come from the actor through sync_weights().
+            model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
+            return build_rollout_engine("hf", model=model, max_batch_size=gen.max_num_seqs)
+        return build_rollout_engine(
+            "vllm",
+            model_path=hf_dir,
+            tensor_parallel_size=gen.infer_tensor_parallel_size,
+            gpu_memory_utilization=gen.gpu_memory_utilization,
+            max_model_len=gen.max_model_len,
+            max_num_seqs=gen.max_num_seqs,
+            max_num_batched_tokens=gen.max_num_batched_tokens,
+            dtype=gen.dtype,
+            enforce_eager=gen.enforce_eager,
+            enable_prefix_caching=gen.enable_prefix_caching,
+            seed=self.cfg.megatron_training.seed,
+            weight_bucket_bytes=gen.weight_sync_bucket_mb * 2**20,
+        )
+
+    # ---- phases ----------------------------------------------------------------------
+    def sync_weights(self) -> float:
+        """Push the actor's current weights into the rollout engine (no disk); returns GB moved."""
+        moved = {"bytes": 0}
+
+        def counted():
+            for name, tensor in self.actor.export_hf_weights():
+                moved["bytes"] += tensor.numel() * tensor.element_size()
+                yield name, tensor
+
+        self.rollout.update_weights(counted())
+        return moved["bytes"] / 1e9
+
+    def generate(self, prompt_token_ids: list[list[int]], sampling_kwargs: dict) -> list | None:
+        """This rank's replica generates its prompts; only the replica leader returns them."""
+        from mindspeed_rl.engine.rollout import SamplingParams
+
+        a = self.cfg.actor_config
+        parked = a.offload_params or a.offload_grads or a.offload_optimizer
+        if parked:
+            self.actor.offload(params=a.offload_params, grads=a.offload_grads, optimizer=a.offload_optimizer)
+            if self.ref is not None:
+                self.ref.offload(params=True, grads=False, optimizer=False)
+        self.rollout.wake_up()
+        try:
+            outputs = self.rollout.generate(prompt_token_ids, SamplingParams(**sampling_kwargs))
+        finally:
+            self.rollout.sleep()
+            if parked:
+                self.actor.onload()
+                if self.ref is not None:
+                    self.ref.onload()
+        return outputs if self.plan.is_replica_leader(self.rank) else None
+
+    def compute_log_probs(self, batch: dict, which: str = "actor") -> dict | None:
+        engine = self.actor if which == "actor" else self.ref
+        out = engine.compute_log_probs(batch)
+        return {"log_probs": out["log_probs"]} if self._is_output_rank() else None
+
+    def update(self, batch: dict, num_mini_batches: int, epochs: int) -> dict:
+        from mindspeed_rl.engine import policy_loss_config_from_rl
+
+        loss_cfg = policy_loss_config_from_rl(self.cfg.rl_config)
+        metrics = self.actor.update(batch, loss_cfg, num_mini_batches=num_mini_batches, epochs=epochs)
+        return metrics if self.rank == 0 else None
+
+    def sft_step(self, batch: dict) -> dict | None:
+        out = self.actor.sft_step(batch)
+        return out if self.rank == 0 else None
+
+    def save(self, directory: str) -> None:
+        self.actor.save_checkpoint(os.path.join(directory, "actor"))
+
+    def load(self, directory: str) -> int:
+        step = self.actor.load_checkpoint(os.path.join(directory, "actor"))
+        self.sync_weights()
+        return step
+
+    def export_state(self) -> dict | None:
+        """Full HF-named weights (rank 0 only), for tests and final export."""
+        weights = {n: t.clone() for n, t in self.actor.export_hf_weights()}
+        return weights if self.rank == 0 else None
+
+    def _is_output_rank(self) -> bool:
+        ps = self.actor.ps
+        return ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage()
+
+    def shutdown(self) -> None:
+        if self.rollout is not None:
+            self.rollout.shutdown()

@@ -1,0 +1,47 @@
+"""The reference policy on devices of its own: the same Megatron engine, forward only."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from mindspeed_rl.workers.worker_group import BaseWorker
+
+
+class ReferenceWorker(BaseWorker):
+    def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict):
+        super().__init__(group, rank, world_size, env)
+        torch.set_num_threads(max(1, int(os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER", "1"))))
+        from mindspeed_rl.config import GRPOConfig
+        from mindspeed_rl.config.structured import from_dict
+
+        self.cfg = from_dict(GRPOConfig, cfg_dict)
+        self.ref = None
+
+    def build(self) -> dict:
+        from transformers import AutoConfig
+
+        from mindspeed_rl.engine import EngineConfig, MegatronEngine
+        from mindspeed_rl.platform import current_platform
+        from mindspeed_rl.workers.actor_worker import check_hf_config_matches, hf_config_dir
+
+        cfg = self.cfg
+        current_platform().apply_megatron_adaptor()
+        hf_config = AutoConfig.from_pretrained(hf_config_dir(cfg), local_files_only=True)
+        check_hf_config_matches(cfg, hf_config)
+        ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=cfg.megatron_training.seed, forward_only=True,
+                                                  make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
+        self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
+        ps = self.ref.ps
+        return {
+            "rank": self.rank,
+            "dp_rank": ps.get_data_parallel_rank(),
+            "dp_size": ps.get_data_parallel_world_size(),
+            "is_output_rank": ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage(),
+        }
+
+    def compute_log_probs(self, batch: dict, which: str = "ref") -> dict | None:
+        out = self.ref.compute_log_probs(batch)
+        ps = self.ref.ps
+        is_output = ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage()
+        return {"log_probs": out["log_probs"]} if is_output else None

@@ -1,0 +1,49 @@
+"""Shared pieces of the evaluation tests: a tiny random Qwen2 model with the real Qwen2 tokenizer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TOKENIZER_DIR = FIXTURES / "qwen2_tokenizer"
+MATH500_SLICE = FIXTURES / "evaluation" / "math500_slice12.jsonl"
+AIME24_SLICE = FIXTURES / "evaluation" / "aime24_slice4.jsonl"
+GSM8K_SLICE = FIXTURES / "evaluation" / "gsm8k_slice4.jsonl"
+
+
+def length_mod3(response: str, gold: str, extra=None) -> float:
+    """A test-only 'correctness' that a random model passes about a third of the time, so pass@k
+    and maj@k are not all zero and any difference between two runs' samples shows in the numbers."""
+    return 1.0 if len(response) % 3 == 0 else 0.0
+
+
+def save_tiny_qwen2(out_dir: str, seed: int = 0) -> str:
+    """A 2-layer Qwen2 with the real tokenizer's vocabulary, saved as a HF directory (fp32)."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                      tie_word_embeddings=True, initializer_range=0.5, bos_token_id=tok.eos_token_id,
+                      eos_token_id=tok.eos_token_id)
+    model = Qwen2ForCausalLM(cfg).to(torch.float32).eval()
+    model.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    return out_dir
+
+
+class CountingEngine:
+    """Wraps a rollout engine and records every generate call's prompts."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.calls: list[list[list[int]]] = []
+
+    def generate(self, prompt_token_ids, sampling):
+        self.calls.append([list(p) for p in prompt_token_ids])
+        return self.engine.generate(prompt_token_ids, sampling)
+
+    @property
+    def prompts_generated(self) -> int:
+        return sum(len(c) for c in self.calls)

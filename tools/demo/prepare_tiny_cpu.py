@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Prepare the CPU demo end to end with the suite's real tools:
+
+1. a tiny Qwen2-architecture model and BPE tokenizer (Qwen chat special tokens), random weights;
+2. a synthetic arithmetic dataset, preprocessed with the R1-Zero template by cli/preprocess_data.py;
+3. the HF model converted to Megatron by tools/convert/convert_ckpt.py;
+4. a brief SFT warm start on the Megatron engine, exported to HF and converted again: the actor's
+   starting checkpoint for `python cli/train_grpo.py --config-name grpo_tiny_cpu`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def run(cmd: list[str]) -> None:
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-dir", default="work_dirs/tiny_cpu", help="where everything is written")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--train-rows", type=int, default=2000, help="synthetic training prompts")
+    parser.add_argument("--sft-steps", type=int, default=60, help="warm-start steps (0: skip)")
+    parser.add_argument("--sft-lr", type=float, default=2e-3)
+    parser.add_argument("--sft-batch", type=int, default=16)
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--force", action="store_true", help="rebuild even if the work dir is complete")
+    args = parser.parse_args()
+
+    from mindspeed_rl.demo.assets import arithmetic_problems, build_tiny_model, reference_response, train_tokenizer, write_jsonl
+    from mindspeed_rl.data import load_template
+
+    work = (ROOT / args.work_dir).resolve() if not os.path.isabs(args.work_dir) else Path(args.work_dir)
+    done_marker = work / "PREPARED.json"
+    if done_marker.exists() and not args.force:
+        print(f"{work} is already prepared (delete it or pass --force to rebuild)")
+        return 0
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    t0 = time.time()
+
+    # 1. data rows and a tokenizer trained on the rendered template + reference responses
+    rows = arithmetic_problems(args.seed, args.train_rows)
+    test_rows = arithmetic_problems(args.seed + 1, 200)
+    write_jsonl(rows, work / "data" / "train.jsonl")
+    write_jsonl(test_rows, work / "data" / "test.jsonl")
+    template = load_template("qwen_r1")
+    texts = [template.render(r["problem"]) + reference_response(r, s) for r in rows[:300] for s in range(3)]
+    tokenizer = train_tokenizer(texts, work / "hf_init", vocab_size=512)
+    build_tiny_model(tokenizer, work / "hf_init", seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers)
+    print(f"[1/4] tiny model ({args.hidden_size} hidden, {args.num_layers} layers, vocab {len(tokenizer)}) in {work / 'hf_init'}")
+
+    # 2. the real preprocessor and template
+    run([sys.executable, "cli/preprocess_data.py", "--config-name", "tiny_arith",
+         f"input={work / 'data' / 'train.jsonl'}", f"tokenizer_name_or_path={work / 'hf_init'}",
+         f"output_prefix={work / 'data' / 'train'}", "overwrite=true"])
+    run([sys.executable, "cli/preprocess_data.py", "--config-name", "tiny_arith",
+         f"input={work / 'data' / 'test.jsonl'}", f"tokenizer_name_or_path={work / 'hf_init'}",
+         f"output_prefix={work / 'data' / 'test'}", "overwrite=true"])
+    print("[2/4] preprocessed with template qwen_r1")
+
+    # 3. the real converter
+    run([sys.executable, "tools/convert/convert_ckpt.py", "hf2mcore", "--load-dir", str(work / "hf_init"),
+         "--save-dir", str(work / "mcore_init"), "--tp", "1", "--pp", "1", "--quiet"])
+    print("[3/4] converted HF -> Megatron")
+
+    # 4. SFT warm start on the Megatron engine (in a child process: it owns a torch.distributed world)
+    if args.sft_steps > 0:
+        run([sys.executable, "-c", (
+            "import json, sys; sys.path.insert(0, %r)\n"
+            "from mindspeed_rl.data import PromptDataset\n"
+            "from mindspeed_rl.demo.warmstart import warm_start\n"
+            "rows = [json.loads(l) for l in open(%r)]\n"
+            "ds = PromptDataset(%r)\n"
+            "prompts = [ds.prompt_ids(i).tolist() for i in range(len(ds))]\n"
+            "warm_start(%r, %r, %r, prompts, rows, steps=%d, lr=%r, batch_size=%d, seed=%d)\n"
+        ) % (str(ROOT), str(work / "data" / "train.jsonl"), str(work / "data" / "train"), str(work / "hf_init"),
+             str(work / "mcore_init"), str(work / "hf_sft"), args.sft_steps, args.sft_lr, args.sft_batch, args.seed)])
+        run([sys.executable, "tools/convert/convert_ckpt.py", "hf2mcore", "--load-dir", str(work / "hf_sft"),
+             "--save-dir", str(work / "mcore"), "--tp", "1", "--pp", "1", "--quiet"])
+        print(f"[4/4] SFT warm start ({args.sft_steps} steps) -> {work / 'mcore'}")
+    else:
+        shutil.copytree(work / "mcore_init", work / "mcore")
+        print("[4/4] no warm start")
+    done_marker.write_text(json.dumps({"seconds": round(time.time() - t0, 1), **vars(args)}, indent=1))
+    print(f"prepared in {time.time() - t0:.0f}s: {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
