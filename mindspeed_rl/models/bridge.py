@@ -27,6 +27,12 @@ class ParamSpec:
     hf_names: tuple[str, ...]
     layout: L.Layout
 
+    @property
+    def is_tied_copy(self) -> bool:
+        """The last stage's ``output_layer.weight`` copy of a tied embedding (PP > 1): not an HF
+        tensor of its own, so exporters skip it (the embedding already carries the weights)."""
+        return self.mcore_name == "output_layer.weight" and self.hf_names == ("model.embed_tokens.weight",)
+
 
 def _to_dict(hf_config: Any) -> dict:
     if isinstance(hf_config, Mapping):

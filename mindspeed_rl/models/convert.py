@@ -299,7 +299,7 @@ def mcore_to_hf(
     padded = int(meta["padded_vocab_size"])
     out_dtype = dtype_from_str(dtype) if dtype else dtype_from_str(meta["params_dtype"])
     plans = [[s for s in bridge.stage_params(p, pp, padded, counts)
-              if not (s.mcore_name == "output_layer.weight" and bridge.tie_word_embeddings)]
+              if not s.is_tied_copy]
              for p in range(pp)]
     stages = [_StageFiles(load_dir, iteration, p, meta, read_budget) for p in range(pp)]
     for stage, plan in zip(stages, plans):

@@ -57,7 +57,7 @@ def iter_hf_weights(
     size = 0
     for stage in range(pp):
         for spec in bridge.stage_params(stage, pp, padded_vocab, num_layer_list):
-            if spec.mcore_name == "output_layer.weight" and bridge.tie_word_embeddings:
+            if spec.is_tied_copy:
                 continue  # the embedding already went out as model.embed_tokens.weight
             if stage == pp_rank:
                 local = params[spec.mcore_name].detach()

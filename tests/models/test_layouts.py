@@ -60,7 +60,8 @@ def test_stage_params_local_vs_global_numbering_uneven():
     assert spec.global_name == "decoder.layers.3.mlp.linear_fc2.weight"
     assert spec.hf_names == ("model.layers.3.mlp.down_proj.weight",)
     last = b.stage_params(2, 3, 256, [1, 3, 2])
-    assert last[-1].mcore_name == "output_layer.weight" and last[-1].hf_names == ("model.embed_tokens.weight",)
+    assert last[-1].mcore_name == "output_layer.weight" and last[-1].is_tied_copy
+    assert not get_bridge(tiny_qwen2_config()).stage_params(0, 1, 256)[-1].is_tied_copy
     assert not any(s.mcore_name == "output_layer.weight" for s in b.stage_params(0, 1, 256))  # tied, PP1
 
 
