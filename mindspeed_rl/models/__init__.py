@@ -41,11 +41,20 @@ same for the Qwen2 q/k/v biases), GateUp (rank r holds [gate_r; up_r]). Tied emb
 checkpoint has only ``model.embed_tokens.weight``; with PP > 1 the last stage also stores it as
 ``output_layer.weight``, with PP = 1 ``output_layer`` has no weight of its own.
 
-Weight sync (``weight_sync.py``): ``iter_hf_weights(model_chunks, bridge, ...)`` gathers TP shards
-and PP stages of a live model and yields (hf_name, full tensor) in buckets.
+``spec.is_tied_copy``: the last stage's output_layer copy of a tied embedding (skip on export).
 
-Checkpoints (``mcore_checkpoint.py``, ``hf_checkpoint.py``, ``convert.py``): the on-disk formats
-and the streaming converter ``hf_to_mcore`` / ``mcore_to_hf``.
+Weight sync (``weight_sync.py``)::
+
+    for bucket in iter_hf_weights(model, bridge, padded_vocab, num_layer_list, bucket_bytes=512 << 20):
+        rollout.load_weights(bucket)        # [(hf_name, full tensor)], same on every rank
+
+gathers TP shards (all-gather) and PP stages (broadcast from the owning stage) of a live model,
+collectively over the model-parallel group.
+
+Checkpoints: ``mcore_checkpoint.py`` (the Megatron on-disk format, ``load_rank_checkpoint``),
+``hf_checkpoint.py`` (lazy safetensors reader, streaming writer), ``convert.py`` (``hf_to_mcore``,
+``mcore_to_hf``: validation first, temp dir renamed into place), ``random_checkpoint.py``
+(random-weight HF checkpoints for tests and benchmarks, ``tiny_qwen2_config``).
 
 A new architecture is one file: subclass ``bridge.GPTBridge`` (or a sibling), set
 ``architectures`` and what differs, and list it in ``_BRIDGES`` below.

@@ -132,3 +132,16 @@ def test_mcore2hf_with_external_hf_config_dir(tmp_path):
     assert sorted(src) == sorted(out) and "lm_head.weight" not in out
     assert all(torch.equal(out[n], src[n].bfloat16()) for n in src)
     assert (back / "merges.txt").is_file() and json.load(open(back / "config.json"))["torch_dtype"] == "bfloat16"
+
+
+def test_llama_round_trip(tmp_path):
+    """A second architecture through the same converter: only its mapping file differs."""
+    hf = tmp_path / "hf"
+    cfg = tiny_qwen2_config(architectures=["LlamaForCausalLM"], model_type="llama")
+    write_random_hf_checkpoint(str(hf), cfg, torch.bfloat16, seed=2)
+    assert cli("hf2mcore", "--load-dir", hf, "--save-dir", tmp_path / "mg", "--tp", 2, "--pp", 2, "--quiet") == 0
+    sd = torch.load(tmp_path / "mg" / "iter_0000001" / "mp_rank_00_000" / "model_optim_rng.pt", weights_only=True)
+    assert not any(k.endswith("linear_qkv.bias") for k in sd["model"])
+    assert cli("mcore2hf", "--load-dir", tmp_path / "mg", "--save-dir", tmp_path / "back", "--quiet") == 0
+    src, out = load_hf(hf), load_hf(tmp_path / "back")
+    assert sorted(src) == sorted(out) and all(torch.equal(src[n], out[n]) for n in src)
