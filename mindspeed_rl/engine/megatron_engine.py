@@ -416,8 +416,14 @@ class MegatronEngine:
 
         return load_engine_checkpoint(self, load_dir, iteration)
 
-    def export_hf_weights(self) -> Iterator[Tuple[str, torch.Tensor]]:
-        """(HF name, full tensor) for every HF weight, on every rank (TP gathered, PP broadcast)."""
-        from mindspeed_rl.engine.weight_export import iter_hf_weights
+    def export_hf_weights(self, bucket_bytes: int = 512 * 2**20) -> Iterator[Tuple[str, torch.Tensor]]:
+        """(HF name, full tensor) for every HF weight, on every rank (TP gathered, PP broadcast).
 
-        return iter_hf_weights(self)
+        One implementation with the converter's layouts: ``models.weight_sync`` gathers bucket by
+        bucket (about ``bucket_bytes`` of full tensors alive at a time).
+        """
+        from mindspeed_rl.models.weight_sync import iter_hf_weights
+
+        for bucket in iter_hf_weights(unwrap(self.model), self.bridge, self.padded_vocab, self.config.num_layer_list,
+                                      bucket_bytes=bucket_bytes, dtype=self.config.torch_dtype):
+            yield from bucket
