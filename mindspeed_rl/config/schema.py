@@ -116,6 +116,7 @@ class RLConfig:
     num_cpus_for_reward: int = option(1, "CPUs reserved for each reward worker")
     test_freq: int = option(0, "Validate every N iterations (0: off)")
     test_before_train: bool = option(False, "Validate once before the first iteration")
+    val_datasets: list = option([], "Held-out sets for validation: EvalConfig mappings (dataset, n, sampling, ...)")
     save_samples_interval: int = option(5, "Save sample completions every N iterations")
 
 

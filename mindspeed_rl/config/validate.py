@@ -155,9 +155,25 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
                            f"give {len(rl.verifier_function)} weights"))
     else:
         _check_reward_names(rl.verifier_function, out)
+    _check_validation(rl, out)
     if out:
         raise ConfigError(out)
     return cfg
+
+
+def _check_validation(rl, out: list[Problem]) -> None:
+    if (rl.test_freq > 0 or rl.test_before_train) and not rl.val_datasets:
+        out.append(Problem("rl_config.val_datasets", [], "validation is on (test_freq / test_before_train) but no held-out set is given",
+                           "add e.g. [{dataset: {name: math500, path: data/math500_test.jsonl}, n: 1}] or set test_freq=0"))
+    if rl.val_datasets:
+        from mindspeed_rl.evaluation.validation import validation_configs
+
+        try:
+            validation_configs(rl.val_datasets, source="rl_config.val_datasets")
+        except ConfigError as exc:
+            out.extend(exc.problems)
+        except ValueError as exc:
+            out.append(Problem("rl_config.val_datasets", rl.val_datasets, str(exc), "fix the held-out set entry"))
 
 
 def _check_reward_names(names: list, out: list[Problem]) -> None:

@@ -161,6 +161,19 @@ class GRPOTrainer:
         return out
 
     # ---- one iteration ---------------------------------------------------------------
+    def generate(self, prompts: list[list[int]], sampling: dict) -> list[list]:
+        """Prompts shared out over the rollout replicas (contiguous shards); outputs in prompt order."""
+        replicas = max(info["rollout_replica"] for info in self.actor_layout) + 1
+        shards = balanced_shards(prompts, replicas)
+        per_rank = [(shards[info["rollout_replica"]], sampling) for info in self.actor_layout]
+        results = self.actor.run_per_rank("generate", per_rank)
+        outputs: list[list] = []
+        for replica in range(replicas):
+            leader = next(r for r, info in zip(results, self.actor_layout)
+                          if info["rollout_replica"] == replica and info["is_rollout_leader"])
+            outputs.extend(leader)
+        return outputs
+
     def rollout(self, prompts: list[list[int]], iteration: int) -> list[list]:
         s = self.cfg.generate_config.sampling_config
         sampling = dict(
@@ -175,16 +188,7 @@ class GRPOTrainer:
             seed=(s.seed if s.seed is not None else self.cfg.megatron_training.seed) * 1000003 + iteration,
             logprobs=True,
         )
-        replicas = max(info["rollout_replica"] for info in self.actor_layout) + 1
-        shards = balanced_shards(prompts, replicas)
-        per_rank = [(shards[info["rollout_replica"]], sampling) for info in self.actor_layout]
-        results = self.actor.run_per_rank("generate", per_rank)
-        outputs: list[list] = []
-        for replica in range(replicas):
-            leader = next(r for r, info in zip(results, self.actor_layout)
-                          if info["rollout_replica"] == replica and info["is_rollout_leader"])
-            outputs.extend(leader)
-        return outputs
+        return self.generate(prompts, sampling)
 
     def decode_responses(self, exp: Experience) -> list[str]:
         texts = []
@@ -293,6 +297,23 @@ class GRPOTrainer:
         print(f"resumed from {path} (iteration {iteration})", flush=True)
         return iteration
 
+    def _build_validator(self):
+        rl = self.cfg.rl_config
+        if not rl.val_datasets or not (rl.test_freq > 0 or rl.test_before_train):
+            return None
+        from mindspeed_rl.evaluation.validation import Validator, validation_configs
+
+        samples = Path(self.cfg.megatron_training.log_dir) / "validation"
+        return Validator(validation_configs(rl.val_datasets, source="rl_config.val_datasets"), self.tokenizer,
+                         samples_dir=str(samples))
+
+    def validate(self, validator, iteration: int) -> dict:
+        t = time.perf_counter()
+        metrics = validator(_RolloutGroupEngine(self), step=iteration)
+        metrics["timing/validation"] = time.perf_counter() - t
+        print("validation @ %d: %s" % (iteration, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())), flush=True)
+        return metrics
+
     def fit(self) -> dict:
         mt, rl = self.cfg.megatron_training, self.cfg.rl_config
         start = self.resume()
@@ -301,9 +322,14 @@ class GRPOTrainer:
             logger.truncate_after(start)
         history = []
         batches = iter(self.sampler)
+        validator = self._build_validator()
         try:
+            if validator is not None and rl.test_before_train and start == 0:
+                logger.log(0, mt.train_iters, self.validate(validator, 0))
             for iteration in range(start + 1, mt.train_iters + 1):
                 metrics, exp, texts, golds = self.step(iteration, next(batches))
+                if validator is not None and rl.test_freq > 0 and (iteration % rl.test_freq == 0 or iteration == mt.train_iters):
+                    metrics.update(self.validate(validator, iteration))
                 history.append(metrics)
                 logger.log(iteration, mt.train_iters, metrics)
                 if rl.save_samples_interval and (iteration % rl.save_samples_interval == 0 or iteration == 1):
@@ -318,6 +344,8 @@ class GRPOTrainer:
         finally:
             curves = logger.plot_curves()
             logger.close()
+            if validator is not None:
+                validator.close()
         print(f"metrics: {logger.jsonl_path}\ncurves: {curves}\ntensorboard: {Path(mt.log_dir) / 'tensorboard'}"
               + (f"\ncheckpoints: {mt.save}" if mt.save else ""), flush=True)
         return {"history": history}
@@ -333,6 +361,17 @@ class GRPOTrainer:
                 except Exception:  # noqa: BLE001 - shutting down anyway
                     pass
                 group.shutdown()
+
+
+class _RolloutGroupEngine:
+    """The actor group's rollout engines seen as one engine (``generate`` only), for validation."""
+
+    def __init__(self, trainer: GRPOTrainer):
+        self.trainer = trainer
+
+    def generate(self, prompt_token_ids, sampling):
+        kwargs = dataclasses.asdict(sampling) if dataclasses.is_dataclass(sampling) else dict(sampling)
+        return self.trainer.generate([list(p) for p in prompt_token_ids], kwargs)
 
 
 def run(cfg: GRPOConfig) -> int:

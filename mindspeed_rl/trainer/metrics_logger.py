@@ -69,6 +69,8 @@ class MetricsLogger:
         for key, short in CONSOLE_KEYS:
             if key in metrics:
                 parts.append(f"{short} {metrics[key]:.4g}")
+        for key in sorted(k for k in metrics if k.startswith("val/") and k.endswith("/pass@1")):
+            parts.append(f"{key} {metrics[key]:.4g}")
         print(" | ".join(parts), flush=True)
 
     def save_samples(self, iteration: int, samples: list[dict[str, Any]]) -> Path:
