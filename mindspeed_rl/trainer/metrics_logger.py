@@ -91,16 +91,18 @@ class MetricsLogger:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        its = [r["iteration"] for r in rows]
         panels = [
-            ("reward", [k for k in rows[-1] if k.startswith("reward/") and k.endswith("/mean")]),
+            ("reward", sorted({k for r in rows for k in r if k.startswith("reward/") and k.endswith("/mean")})),
             ("response length (tokens)", ["response_length/mean", "response_length/max"]),
         ]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        val_keys = sorted({k for r in rows for k in r if k.startswith("val/") and k.endswith("/pass@1")})
+        if val_keys:
+            panels.append(("validation pass@1", val_keys))
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4))
         for ax, (title, keys) in zip(axes, panels):
             for key in keys:
-                ys = [r.get(key, float("nan")) for r in rows]
-                ax.plot(its, ys, label=key)
+                pts = [(r["iteration"], r[key]) for r in rows if key in r]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 20 else None, label=key)
             ax.set_title(title)
             ax.set_xlabel("iteration")
             ax.grid(alpha=0.3)

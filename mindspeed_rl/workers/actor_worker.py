@@ -35,6 +35,23 @@ def check_hf_config_matches(cfg, hf_config) -> None:
         raise ConfigError(problems)
 
 
+def is_output_rank(engine) -> bool:
+    """The one rank per model-parallel group that returns data: TP rank 0 on the last stage."""
+    ps = engine.ps
+    return ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage()
+
+
+def engine_layout(engine, rank: int) -> dict[str, Any]:
+    """What the driver needs to dispatch shards to an engine's ranks and collect results."""
+    ps = engine.ps
+    return {
+        "rank": rank,
+        "dp_rank": ps.get_data_parallel_rank(),
+        "dp_size": ps.get_data_parallel_world_size(),
+        "is_output_rank": is_output_rank(engine),
+    }
+
+
 class ActorRolloutWorker(BaseWorker):
     """One rank of the actor group (see module doc). All methods are collective over the group."""
 
@@ -75,12 +92,8 @@ class ActorRolloutWorker(BaseWorker):
                                           cfg.actor_config.pipeline_model_parallel_size, gen.infer_tensor_parallel_size)
         self.rollout = self._build_rollout(hf_dir, hf_config)
         self.sync_weights()
-        ps = self.actor.ps
         return {
-            "rank": self.rank,
-            "dp_rank": ps.get_data_parallel_rank(),
-            "dp_size": ps.get_data_parallel_world_size(),
-            "is_output_rank": ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage(),
+            **engine_layout(self.actor, self.rank),
             "rollout_replica": self.plan.dp_rank(self.rank),
             "is_rollout_leader": self.plan.is_replica_leader(self.rank),
         }
@@ -148,7 +161,7 @@ class ActorRolloutWorker(BaseWorker):
     def compute_log_probs(self, batch: dict, which: str = "actor") -> dict | None:
         engine = self.actor if which == "actor" else self.ref
         out = engine.compute_log_probs(batch)
-        return {"log_probs": out["log_probs"]} if self._is_output_rank() else None
+        return {"log_probs": out["log_probs"]} if is_output_rank(engine) else None
 
     def update(self, batch: dict, num_mini_batches: int, epochs: int) -> dict:
         from mindspeed_rl.engine import policy_loss_config_from_rl
@@ -173,10 +186,6 @@ class ActorRolloutWorker(BaseWorker):
         """Full HF-named weights (rank 0 only), for tests and final export."""
         weights = {n: t.clone() for n, t in self.actor.export_hf_weights()}
         return weights if self.rank == 0 else None
-
-    def _is_output_rank(self) -> bool:
-        ps = self.actor.ps
-        return ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage()
 
     def shutdown(self) -> None:
         if self.rollout is not None:

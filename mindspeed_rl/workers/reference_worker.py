@@ -23,7 +23,7 @@ class ReferenceWorker(BaseWorker):
 
         from mindspeed_rl.engine import EngineConfig, MegatronEngine
         from mindspeed_rl.platform import current_platform
-        from mindspeed_rl.workers.actor_worker import check_hf_config_matches, hf_config_dir
+        from mindspeed_rl.workers.actor_worker import check_hf_config_matches, engine_layout, hf_config_dir
 
         cfg = self.cfg
         current_platform().apply_megatron_adaptor()
@@ -32,16 +32,10 @@ class ReferenceWorker(BaseWorker):
         ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=cfg.megatron_training.seed, forward_only=True,
                                                   make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
         self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
-        ps = self.ref.ps
-        return {
-            "rank": self.rank,
-            "dp_rank": ps.get_data_parallel_rank(),
-            "dp_size": ps.get_data_parallel_world_size(),
-            "is_output_rank": ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage(),
-        }
+        return engine_layout(self.ref, self.rank)
 
     def compute_log_probs(self, batch: dict, which: str = "ref") -> dict | None:
+        from mindspeed_rl.workers.actor_worker import is_output_rank
+
         out = self.ref.compute_log_probs(batch)
-        ps = self.ref.ps
-        is_output = ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage()
-        return {"log_probs": out["log_probs"]} if is_output else None
+        return {"log_probs": out["log_probs"]} if is_output_rank(self.ref) else None

@@ -14,9 +14,9 @@ def build_assets(work: Path, seed: int = 7) -> Path:
     rows = arithmetic_problems(seed, 64)
     write_jsonl(rows, work / "train.jsonl")
     template = load_template("qwen_r1")
-    texts = [template.render(r["problem"]) + reference_response(r) for r in rows[:40]]
-    tokenizer = train_tokenizer(texts, work / "hf", vocab_size=320)
-    build_tiny_model(tokenizer, work / "hf", seed=seed, hidden_size=32, num_layers=2, max_position_embeddings=256)
+    texts = [template.render(r["problem"]) + reference_response(r, s) for r in rows for s in range(3)]
+    tokenizer = train_tokenizer(texts, work / "hf", vocab_size=512)
+    build_tiny_model(tokenizer, work / "hf", seed=seed, hidden_size=32, num_layers=2, max_position_embeddings=512)
     preprocess(PreprocessConfig(input=str(work / "train.jsonl"), handler="flat",
                                 map_keys={"prompt": "problem", "response": "answer"}, template="qwen_r1",
                                 tokenizer_name_or_path=str(work / "hf"), output_prefix=str(work / "data" / "train"),
@@ -38,9 +38,10 @@ def tiny_config(work: Path, overrides: list[str] = ()):
         "megatron_training.global_batch_size=4", "megatron_training.seq_length=256",
         "megatron_training.max_prompt_length=200",
         "model.hidden_size=32", f"model.vocab_size={hf['vocab_size']}", "model.ffn_hidden_size=64",
-        "model.max_position_embeddings=256",
+        "model.max_position_embeddings=512",
         "rl_config.n_samples_per_prompt=4", "rl_config.verifier_num_workers=1",
-        "rl_config.save_samples_interval=0",
+        "rl_config.save_samples_interval=0", "rl_config.test_freq=0", "rl_config.test_before_train=false",
+        "rl_config.val_datasets=[]",
         "actor_config.micro_batch_size=4", "actor_config.mini_batch_size=2", "actor_config.lr=1e-3",
         "ref_config.micro_batch_size=4",
         f"actor_config.load={work / 'mcore_tp1'}",
