@@ -39,6 +39,8 @@ EXTRAS = {
     # torch-npu must match the installed CANN; MindSpeed itself is installed from source (README).
     "npu": TRAIN + ["torch-npu"],
     "test": TRAIN + ["pytest>=8", "pytest-timeout"],
+    # benchmarks/grpo_step.py compares against TRL's GRPOTrainer
+    "bench": TRAIN + ["trl>=1.0", "accelerate"],
 }
 
 setup(

@@ -57,17 +57,6 @@ def stop_token_ids(tokenizer, stop_words: list[str]) -> list[int]:
     return ids
 
 
-def balanced_shards(items: list, parts: int) -> list[list]:
-    """Contiguous, near-equal shards (prompt order is restored by concatenation)."""
-    base, extra = divmod(len(items), parts)
-    out, start = [], 0
-    for p in range(parts):
-        size = base + (1 if p < extra else 0)
-        out.append(items[start : start + size])
-        start += size
-    return out
-
-
 class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, ray_address: str | None = None):
         from transformers import AutoTokenizer
@@ -162,16 +151,16 @@ class GRPOTrainer:
 
     # ---- one iteration ---------------------------------------------------------------
     def generate(self, prompts: list[list[int]], sampling: dict) -> list[list]:
-        """Prompts shared out over the rollout replicas (contiguous shards); outputs in prompt order."""
-        replicas = max(info["rollout_replica"] for info in self.actor_layout) + 1
-        shards = balanced_shards(prompts, replicas)
-        per_rank = [(shards[info["rollout_replica"]], sampling) for info in self.actor_layout]
-        results = self.actor.run_per_rank("generate", per_rank)
+        """Every actor rank gets all prompts and generates its rollout replica's share; the
+        reporting ranks' shares are put back in prompt order."""
+        results = [r for r in self.actor.run("generate", prompts, sampling) if r is not None]
         outputs: list[list] = []
-        for replica in range(replicas):
-            leader = next(r for r, info in zip(results, self.actor_layout)
-                          if info["rollout_replica"] == replica and info["is_rollout_leader"])
-            outputs.extend(leader)
+        for start, part in sorted(results, key=lambda r: r[0]):
+            if start != len(outputs):
+                raise RuntimeError(f"rollout shares do not tile the prompts: got a share at {start}, expected {len(outputs)}")
+            outputs.extend(part)
+        if len(outputs) != len(prompts):
+            raise RuntimeError(f"rollout returned {len(outputs)} prompt results for {len(prompts)} prompts")
         return outputs
 
     def rollout(self, prompts: list[list[int]], iteration: int) -> list[list]:

@@ -113,6 +113,8 @@ class ActorRolloutWorker(BaseWorker):
             "vllm",
             model_path=hf_dir,
             tensor_parallel_size=gen.infer_tensor_parallel_size,
+            plan=self.plan,
+            rank=self.rank,
             gpu_memory_utilization=gen.gpu_memory_utilization,
             max_model_len=gen.max_model_len,
             max_num_seqs=gen.max_num_seqs,
@@ -121,7 +123,7 @@ class ActorRolloutWorker(BaseWorker):
             enforce_eager=gen.enforce_eager,
             enable_prefix_caching=gen.enable_prefix_caching,
             seed=self.cfg.megatron_training.seed,
-            weight_bucket_bytes=gen.weight_sync_bucket_mb * 2**20,
+            bucket_bytes=gen.weight_sync_bucket_mb * 2**20,
         )
 
     # ---- phases ----------------------------------------------------------------------
@@ -137,9 +139,15 @@ class ActorRolloutWorker(BaseWorker):
         self.rollout.update_weights(counted())
         return moved["bytes"] / 1e9
 
-    def generate(self, prompt_token_ids: list[list[int]], sampling_kwargs: dict) -> list | None:
-        """This rank's replica generates its prompts; only the replica leader returns them."""
+    def generate(self, prompt_token_ids: list[list[int]], sampling_kwargs: dict) -> tuple[int, list] | None:
+        """Generate for this rank's rollout replica's share of ALL the iteration's prompts.
+
+        Returns ``(first prompt index, outputs)`` from the ranks that report (HF: each replica's
+        leader with its share; vLLM: the engine gathers every replica's share itself, rank 0
+        reports all) and None elsewhere; the driver concatenates in prompt order.
+        """
         from mindspeed_rl.engine.rollout import SamplingParams
+        from mindspeed_rl.engine.rollout.parallel_plan import shard_bounds
 
         a = self.cfg.actor_config
         parked = a.offload_params or a.offload_grads or a.offload_optimizer
@@ -149,14 +157,21 @@ class ActorRolloutWorker(BaseWorker):
                 self.ref.offload(params=True, grads=False, optimizer=False)
         self.rollout.wake_up()
         try:
-            outputs = self.rollout.generate(prompt_token_ids, SamplingParams(**sampling_kwargs))
+            sampling = SamplingParams(**sampling_kwargs)
+            if self.cfg.generate_config.backend == "vllm":
+                outputs = self.rollout.generate(prompt_token_ids, sampling)
+                return (0, outputs) if self.rank == 0 else None
+            start, end = shard_bounds(len(prompt_token_ids), self.plan.dp_size, self.plan.dp_rank(self.rank))
+            outputs = self.rollout.generate(prompt_token_ids[start:end], sampling) if end > start else []
+            for out in (o for per_prompt in outputs for o in per_prompt):
+                out.prompt_index += start
+            return (start, outputs) if self.plan.is_replica_leader(self.rank) else None
         finally:
             self.rollout.sleep()
             if parked:
                 self.actor.onload()
                 if self.ref is not None:
                     self.ref.onload()
-        return outputs if self.plan.is_replica_leader(self.rank) else None
 
     def compute_log_probs(self, batch: dict, which: str = "actor") -> dict | None:
         engine = self.actor if which == "actor" else self.ref
