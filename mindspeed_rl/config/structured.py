@@ -54,7 +54,7 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[Problem]) -> Any:
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            problems.append(Problem(key, value, f"expected a list", "write it as a YAML list, e.g. [a, b]"))
+            problems.append(Problem(key, value, "expected a list", "write it as a YAML list, e.g. [a, b]"))
             return value
         (item_type, *_rest) = get_args(tp) or (Any,)
         return [_coerce(v, item_type, f"{key}[{i}]", problems) for i, v in enumerate(value)]

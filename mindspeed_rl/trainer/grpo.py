@@ -20,7 +20,7 @@ import torch
 from mindspeed_rl.config import GRPOConfig
 from mindspeed_rl.trainer.experience import Experience, build_experience, response_stats
 from mindspeed_rl.trainer.metrics_logger import MetricsLogger
-from mindspeed_rl.trainer.run_checkpoint import latest_iteration, load_run_state, save_checkpoint
+from mindspeed_rl.trainer.run_checkpoint import load_run_state, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ class GRPOTrainer:
         from mindspeed_rl.workers.placement import device_resource
 
         self.cfg = cfg
-        mt, rl = cfg.megatron_training, cfg.rl_config
+        mt = cfg.megatron_training
         self.tokenizer = AutoTokenizer.from_pretrained(mt.tokenizer_name_or_path, local_files_only=True)
         self.dataset = PromptDataset(mt.data_path)
         self.sampler = PromptSampler(len(self.dataset), mt.global_batch_size, seed=mt.seed, num_epochs=None)

@@ -11,6 +11,14 @@ import torch
 from mindspeed_rl.workers.worker_group import BaseWorker
 
 
+def set_worker_threads(ranks_on_machine: int) -> None:
+    """CPU threads per rank: MINDSPEED_RL_THREADS_PER_WORKER, else the cores shared by the ranks
+    (on CPU the ranks are the compute; oversubscribing cores only slows everyone down)."""
+    forced = os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER")
+    threads = int(forced) if forced else max(1, (os.cpu_count() or 1) // max(1, ranks_on_machine))
+    torch.set_num_threads(threads)
+
+
 def hf_config_dir(cfg) -> str:
     return cfg.model.hf_config_dir or cfg.megatron_training.tokenizer_name_or_path
 
@@ -58,7 +66,7 @@ class ActorRolloutWorker(BaseWorker):
     def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict,
                  with_reference: bool):
         super().__init__(group, rank, world_size, env)
-        torch.set_num_threads(max(1, int(os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER", "1"))))
+        set_worker_threads(world_size)
         from mindspeed_rl.config import GRPOConfig
         from mindspeed_rl.config.structured import from_dict
 

@@ -1,17 +1,16 @@
 """The reference policy on devices of its own: the same Megatron engine, forward only."""
 from __future__ import annotations
 
-import os
 
-import torch
 
+from mindspeed_rl.workers.actor_worker import set_worker_threads
 from mindspeed_rl.workers.worker_group import BaseWorker
 
 
 class ReferenceWorker(BaseWorker):
     def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict):
         super().__init__(group, rank, world_size, env)
-        torch.set_num_threads(max(1, int(os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER", "1"))))
+        set_worker_threads(world_size)
         from mindspeed_rl.config import GRPOConfig
         from mindspeed_rl.config.structured import from_dict
 

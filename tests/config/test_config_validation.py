@@ -112,7 +112,6 @@ def test_missing_config_name_lists_available():
 
 
 def test_every_field_has_default_and_doc():
-    import dataclasses
 
     from mindspeed_rl.config.schema import GRPOConfig
     from mindspeed_rl.config.structured import field_docs

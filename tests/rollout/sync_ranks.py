@@ -13,7 +13,6 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from mindspeed_rl.engine import MegatronEngine
-    from mindspeed_rl.engine.batch import dp_shard_indices, select_rows
     from mindspeed_rl.engine.rollout import SamplingParams, build_rollout_engine
     from mindspeed_rl.platform import current_platform
     from mindspeed_rl.trainer.experience import build_experience

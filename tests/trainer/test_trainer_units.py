@@ -1,6 +1,5 @@
 """Trainer pieces without Ray: atomic run checkpoints (an interrupted save leaves the last good
 checkpoint intact), the experience batch (token ids straight from the rollout), metrics output."""
-import json
 
 import pytest
 import torch

@@ -5,7 +5,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from mindspeed_rl.workers.placement import DeviceRequest, PlacementError, bundle_nodes, create_placement_group  # noqa: E402
+from mindspeed_rl.workers.placement import DeviceRequest, PlacementError, create_placement_group  # noqa: E402
 from mindspeed_rl.workers.worker_group import WorkerFailedError, WorkerGroup  # noqa: E402
 from tests.workers.ray_test_workers import SumWorker  # noqa: E402
 
