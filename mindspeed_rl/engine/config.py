@@ -26,6 +26,9 @@ class EngineConfig:
     recompute_activations: bool = False
     sequence_parallel: bool = False
     compute_entropy: bool = True  # entropy metric in update() (needed anyway when entropy_coeff != 0)
+    # Log-probs (and the GRPO loss) are of softmax(logits / logit_temperature): the distribution the
+    # rollout sampled from, so the importance ratio and KL compare like with like (as verl does).
+    logit_temperature: float = 1.0
     # optimizer
     lr: float = 1e-6
     min_lr: float = 0.0
@@ -45,6 +48,8 @@ class EngineConfig:
             raise ValueError(f"params_dtype={self.params_dtype!r}: choose one of {list(DTYPES)}")
         if self.lr_decay_style not in LR_DECAY_STYLES:
             raise ValueError(f"lr_decay_style={self.lr_decay_style!r}: choose one of {list(LR_DECAY_STYLES)}")
+        if not self.logit_temperature > 0:
+            raise ValueError(f"logit_temperature={self.logit_temperature}: must be > 0 (use 1.0 for greedy rollouts)")
         if self.micro_batch_size < 1:
             raise ValueError(f"micro_batch_size={self.micro_batch_size}: must be >= 1")
         if self.lr_warmup_steps < 0 or self.lr_decay_steps < 0:

@@ -169,11 +169,14 @@ class MegatronEngine:
         self.transformer_config.grad_scale_func = self.optimizer.scale_loss
 
     # ------------------------------------------------------------------ forward
-    def _token_log_probs(self, logits: torch.Tensor, mb: B.Batch, with_entropy: bool):
-        """[b, R] log-probs (and entropy) of the response tokens from [b, s, vocab/tp] logits."""
+    def _token_log_probs(self, logits: torch.Tensor, mb: B.Batch, with_entropy: bool, temperature: bool = True):
+        """[b, R] log-probs (and entropy) of the response tokens from [b, s, vocab/tp] logits,
+        under ``softmax(logits / config.logit_temperature)`` unless ``temperature`` is False (SFT)."""
         pos = B.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
         labels = mb["input_ids"].to(logits.device).gather(1, pos + 1)
         picked = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        if temperature and self.config.logit_temperature != 1.0:
+            picked = picked / self.config.logit_temperature
         vocab_local = logits.shape[-1]
         return vocab_parallel_log_probs(
             picked, labels, vocab_start=self.tp_rank * vocab_local, true_vocab=self.bridge.vocab_size,
@@ -342,7 +345,7 @@ class MegatronEngine:
         records: list = []
 
         def loss_fn(mb, logits):
-            lp, _ = self._token_log_probs(logits, mb, False)
+            lp, _ = self._token_log_probs(logits, mb, False, temperature=False)
             mask = mb["response_mask"].to(lp.device).bool()
             nll = torch.where(mask, -lp, torch.zeros((), device=lp.device)).sum()
             records.append({"sft_loss": WeightedMetric.from_parts(nll, mask.sum())})

@@ -20,7 +20,7 @@ import torch
 from mindspeed_rl.config import GRPOConfig
 from mindspeed_rl.trainer.experience import Experience, build_experience, response_stats
 from mindspeed_rl.trainer.metrics_logger import MetricsLogger
-from mindspeed_rl.trainer.run_checkpoint import load_run_state, save_checkpoint
+from mindspeed_rl.trainer.run_checkpoint import latest_iteration, load_run_state, save_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -367,6 +367,13 @@ def run(cfg: GRPOConfig) -> int:
     trainer = GRPOTrainer(cfg)
     try:
         trainer.fit()
+    except KeyboardInterrupt:
+        # Checkpoints are renamed into place only when complete, so the last one is intact.
+        save = cfg.megatron_training.save
+        last = latest_iteration(save) if save and Path(save).exists() else None
+        where = f"last good checkpoint: {save} (iteration {last})" if last else "no checkpoint was written"
+        print(f"\ninterrupted; {where}", flush=True)
+        return 130
     finally:
         trainer.shutdown()
     return 0

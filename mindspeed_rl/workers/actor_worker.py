@@ -19,6 +19,15 @@ def set_worker_threads(ranks_on_machine: int) -> None:
     torch.set_num_threads(threads)
 
 
+def engine_overrides(cfg) -> dict[str, Any]:
+    """Engine settings that come from outside the worker's own section."""
+    return {
+        "make_vocab_size_divisible_by": cfg.model.make_vocab_size_divisible_by,
+        # log-probs of the distribution the rollout sampled from (greedy rollouts: the plain one)
+        "logit_temperature": cfg.generate_config.sampling_config.temperature or 1.0,
+    }
+
+
 def hf_config_dir(cfg) -> str:
     return cfg.model.hf_config_dir or cfg.megatron_training.tokenizer_name_or_path
 
@@ -88,12 +97,11 @@ class ActorRolloutWorker(BaseWorker):
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
         check_hf_config_matches(cfg, hf_config)
         seed = cfg.megatron_training.seed
-        actor_cfg = EngineConfig.from_worker_config(cfg.actor_config, seed=seed, total_steps=total_optimizer_steps,
-                                                    make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
+        common = engine_overrides(cfg)
+        actor_cfg = EngineConfig.from_worker_config(cfg.actor_config, seed=seed, total_steps=total_optimizer_steps, **common)
         self.actor = MegatronEngine(hf_config, actor_cfg, load=cfg.actor_config.load or None)
         if self.with_reference:
-            ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=seed, forward_only=True,
-                                                      make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
+            ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=seed, forward_only=True, **common)
             self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
         gen = cfg.generate_config
         self.plan = plan_rollout_parallel(self.world_size, cfg.actor_config.tensor_model_parallel_size,

@@ -22,14 +22,15 @@ class ReferenceWorker(BaseWorker):
 
         from mindspeed_rl.engine import EngineConfig, MegatronEngine
         from mindspeed_rl.platform import current_platform
-        from mindspeed_rl.workers.actor_worker import check_hf_config_matches, engine_layout, hf_config_dir
+        from mindspeed_rl.workers.actor_worker import (check_hf_config_matches, engine_layout, engine_overrides,
+                                                       hf_config_dir)
 
         cfg = self.cfg
         current_platform().apply_megatron_adaptor()
         hf_config = AutoConfig.from_pretrained(hf_config_dir(cfg), local_files_only=True)
         check_hf_config_matches(cfg, hf_config)
         ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=cfg.megatron_training.seed, forward_only=True,
-                                                  make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
+                                                  **engine_overrides(cfg))
         self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
         return engine_layout(self.ref, self.rank)
 

@@ -44,7 +44,15 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
     sampled = {k: exp.batch[k] for k in ("input_ids", "attention_mask", "response_mask")}
     recomputed = actor.compute_log_probs(sampled)["log_probs"]
     mask = exp.batch["response_mask"].bool()
+
+    # at temperature 0.7 the rollout reports log softmax(logits / 0.7); so must the engine
+    hot = rollout.generate(prompts, SamplingParams(n=2, max_tokens=6, seed=12, temperature=0.7))
+    hot_exp = build_experience(prompts, hot, pad_token_id=0)
+    actor.config.logit_temperature = 0.7
+    hot_recomputed = actor.compute_log_probs({k: hot_exp.batch[k] for k in sampled})["log_probs"]
+    hot_mask = hot_exp.batch["response_mask"].bool()
     return {
+        "temperature_diff": float((hot_exp.batch["rollout_log_probs"] - hot_recomputed)[hot_mask].abs().max()),
         "mismatched": mismatched,
         "num_tensors": len(exported),
         "moved": moved,

@@ -33,3 +33,4 @@ def test_rollout_weights_and_logprobs_after_update(hf_dir, name):
         assert r["moved"] > 0.5 * r["num_tensors"], "the update did not change the weights; the check would be vacuous"
         assert r["teacher_forced_diff"] < 1e-5, r
         assert r["sampled_diff"] < 1e-4 and r["sampled_tokens"] > 0, r
+        assert r["temperature_diff"] < 1e-4, r
