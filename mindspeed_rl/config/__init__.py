@@ -17,7 +17,7 @@ from mindspeed_rl.config.schema import (
     SamplingConfig,
     WorkerConfig,
 )
-from mindspeed_rl.config.validate import check_resources, validate
+from mindspeed_rl.config.validate import check_inputs_exist, check_resources, validate
 
 __all__ = [
     "CONFIG_DIR",
@@ -30,6 +30,7 @@ __all__ = [
     "ResourceConfig",
     "SamplingConfig",
     "WorkerConfig",
+    "check_inputs_exist",
     "check_resources",
     "compose_dict",
     "load_config",

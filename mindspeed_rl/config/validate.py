@@ -200,3 +200,35 @@ def check_resources(cfg: GRPOConfig, available: dict[str, float], resource: str)
             f"the run needs {wanted} {resource} but the cluster has {have}",
             f"start more nodes, or lower the requested devices to {have} in total",
         )])
+
+
+def check_inputs_exist(cfg: GRPOConfig) -> None:
+    """The files a run reads must exist before any worker starts (each missing one named by key)."""
+    from pathlib import Path
+
+    mt = cfg.megatron_training
+    problems: list[Problem] = []
+
+    def need(key: str, value: str, what: str, probe: str = "", fix: str = "") -> None:
+        if not value:
+            problems.append(Problem(key, value, f"must name {what}", fix or f"set {key}"))
+        elif not Path(value + probe).exists():
+            problems.append(Problem(key, value, f"{what} not found ({value + probe})", fix or "check the path"))
+
+    need("megatron_training.tokenizer_name_or_path", mt.tokenizer_name_or_path, "a local tokenizer directory",
+         fix="point it at the HF model directory (the hub is not contacted)")
+    need("megatron_training.data_path", mt.data_path, "a preprocessed dataset prefix", "_meta.json",
+         fix="run cli/preprocess_data.py and pass the output_prefix it printed")
+    hf_dir = cfg.model.hf_config_dir or mt.tokenizer_name_or_path
+    if hf_dir and Path(hf_dir).is_dir() and not (Path(hf_dir) / "config.json").exists():
+        problems.append(Problem("model.hf_config_dir", hf_dir, "no config.json there", "point it at the HF model directory"))
+    if cfg.actor_config.load:
+        need("actor_config.load", cfg.actor_config.load, "a converted Megatron checkpoint",
+             fix="convert with tools/convert/convert_ckpt.py hf2mcore (see examples/ckpt)")
+    if cfg.ref_config.load:
+        need("ref_config.load", cfg.ref_config.load, "a converted Megatron checkpoint",
+             fix="convert with tools/convert/convert_ckpt.py hf2mcore (see examples/ckpt)")
+    if mt.load:
+        need("megatron_training.load", mt.load, "a run checkpoint directory", "/latest_checkpointed_iteration.txt")
+    if problems:
+        raise ConfigError(problems)

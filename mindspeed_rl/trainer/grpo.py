@@ -61,10 +61,11 @@ class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, ray_address: str | None = None):
         from transformers import AutoTokenizer
 
-        from mindspeed_rl.config import check_resources
+        from mindspeed_rl.config import check_inputs_exist, check_resources
         from mindspeed_rl.data import PromptDataset, PromptSampler
         from mindspeed_rl.workers.placement import device_resource
 
+        check_inputs_exist(cfg)
         self.cfg = cfg
         mt = cfg.megatron_training
         self.tokenizer = AutoTokenizer.from_pretrained(mt.tokenizer_name_or_path, local_files_only=True)

@@ -127,3 +127,16 @@ def test_colocated_reference_shares_actor_layout():
     cfg = load_config("grpo_qwen25_32b", ["rl_config.colocate_actor_ref=false", "rl_config.reference_resource.num_devices=8",
                                           "ref_config.pipeline_model_parallel_size=1"])
     assert cfg.ref_data_parallel_size == 1
+
+
+def test_missing_inputs_are_named_before_launch(tmp_path):
+    from mindspeed_rl.config import check_inputs_exist
+
+    cfg = load_config("grpo_tiny_cpu", [f"megatron_training.tokenizer_name_or_path={tmp_path / 'tok'}",
+                                        f"megatron_training.data_path={tmp_path / 'data' / 'train'}",
+                                        f"actor_config.load={tmp_path / 'mcore'}", "ref_config.load="])
+    with pytest.raises(ConfigError) as info:
+        check_inputs_exist(cfg)
+    assert set(info.value.keys) == {"megatron_training.tokenizer_name_or_path", "megatron_training.data_path",
+                                    "actor_config.load"}
+    assert "cli/preprocess_data.py" in str(info.value)
