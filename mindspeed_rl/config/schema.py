@@ -118,6 +118,8 @@ class RLConfig:
     test_before_train: bool = option(False, "Validate once before the first iteration")
     val_datasets: list = option([], "Held-out sets for validation: EvalConfig mappings (dataset, n, sampling, ...)")
     save_samples_interval: int = option(5, "Save sample completions every N iterations")
+    log_rollout_logprob_diff: bool = option(
+        True, "On on-policy steps (1 mini-batch, 1 epoch) still recompute old log-probs, for rollout/logprob_diff")
 
 
 @dataclass

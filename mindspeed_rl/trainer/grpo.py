@@ -214,20 +214,29 @@ class GRPOTrainer:
         with timer("reference"):
             ref_group, ref_layout = (self.ref, self.ref_layout) if self.ref is not None else (self.actor, self.actor_layout)
             ref_lp = self._sharded_call(ref_group, ref_layout, "compute_log_probs", batch, ("ref",))
-        with timer("old_log_p"):
-            old_lp = self._sharded_call(self.actor, self.actor_layout, "compute_log_probs", batch, ("actor",))
+        on_policy = self.num_mini_batches == 1 and cfg.actor_config.epochs == 1
+        if on_policy and not rl.log_rollout_logprob_diff:
+            # The update treats the step as exactly on-policy (ratio 1): old log-probs are unused.
+            old_lp = None
+        else:
+            with timer("old_log_p"):
+                old_lp = self._sharded_call(self.actor, self.actor_layout, "compute_log_probs", batch, ("actor",))
         mask = batch["response_mask"]
         if rl.use_kl_in_reward:
+            # the penalty needs the policy's log-probs; on a skipped pass, the rollout's are the same policy's
+            policy_lp = old_lp if old_lp is not None else batch["rollout_log_probs"]
             token_scores = scores_to_token_rewards(scores, mask)
-            rewards_for_adv, _ = apply_kl_in_reward(token_scores, old_lp, ref_lp, mask, rl.kl_coef, rl.kl_estimator)
+            rewards_for_adv, _ = apply_kl_in_reward(token_scores, policy_lp, ref_lp, mask, rl.kl_coef, rl.kl_estimator)
         else:
             rewards_for_adv = scores
         advantages = compute_advantages(rl.advantage_estimator, rewards_for_adv, mask, exp.prompt_index,
                                         epsilon=rl.norm_adv_eps)
         train_batch = {
             "input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "response_mask": mask,
-            "advantages": advantages, "old_log_probs": old_lp, "ref_log_probs": ref_lp,
+            "advantages": advantages, "ref_log_probs": ref_lp,
         }
+        if old_lp is not None:
+            train_batch["old_log_probs"] = old_lp
         with timer("update"):
             results = self._sharded_call(self.actor, self.actor_layout, "update", train_batch,
                                          (self.num_mini_batches, cfg.actor_config.epochs), self.num_mini_batches)
@@ -249,7 +258,7 @@ class GRPOTrainer:
         metrics["advantages/max"] = float(seq_adv.max())
         metrics["advantages/min"] = float(seq_adv.min())
         metrics.update(response_stats(exp, cfg.generate_config.sampling_config.max_tokens))
-        if "rollout_log_probs" in batch:
+        if "rollout_log_probs" in batch and old_lp is not None:
             diff = logprob_diff(batch["rollout_log_probs"], old_lp, mask)
             metrics.update({k: float(v) for k, v in diff.items()})
         for key in ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "kl_loss", "entropy", "grad_norm", "lr"):

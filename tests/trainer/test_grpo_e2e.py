@@ -125,3 +125,12 @@ def test_dead_worker_is_reported_within_seconds(assets, local_ray, tmp_path):
     finally:
         killer.join()
         trainer.shutdown()
+
+
+def test_on_policy_step_can_skip_the_old_log_prob_pass(assets, local_ray, tmp_path):
+    cfg = tiny_config(assets, ["megatron_training.train_iters=1", f"megatron_training.log_dir={tmp_path / 'runs'}",
+                               "actor_config.mini_batch_size=4", "rl_config.log_rollout_logprob_diff=false"])
+    history, weights = _run(cfg)
+    (m,) = history
+    assert "timing/old_log_p" not in m and "rollout/logprob_diff_mean" not in m
+    assert m["pg_clipfrac"] == 0.0 and "pg_loss" in m and "grad_norm" in m and m["ppo_kl"] == 0.0
