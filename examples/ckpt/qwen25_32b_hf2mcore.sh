@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Qwen2.5-32B: Hugging Face -> Megatron. Actor TP8 PP2 (64 layers, 32 per stage), reference TP8 PP1.
+# Qwen2.5-32B: Hugging Face -> Megatron. Actor TP8 PP2 (64 layers, 32 per stage); the colocated reference
+# (grpo_qwen25_32b default) loads the actor's checkpoint; TP8 PP1 is for a reference on devices of its own.
 # 64 GB of bf16; the converter streams (peak memory ~ a few hundred MB plus one row-parallel tensor).
 # Usage: HF_DIR=/models/Qwen2.5-32B bash examples/ckpt/qwen25_32b_hf2mcore.sh
 #        uneven stages: NUM_LAYER_LIST=30,34 bash examples/ckpt/qwen25_32b_hf2mcore.sh
