@@ -70,6 +70,15 @@ class GRPOTrainer:
         mt = cfg.megatron_training
         self.tokenizer = AutoTokenizer.from_pretrained(mt.tokenizer_name_or_path, local_files_only=True)
         self.dataset = PromptDataset(mt.data_path)
+        longest = int(self.dataset.prompt_lengths.max()) if len(self.dataset) else 0
+        if longest > mt.max_prompt_length:
+            from mindspeed_rl.config import ConfigError
+            from mindspeed_rl.config.errors import Problem
+
+            raise ConfigError([Problem("megatron_training.max_prompt_length", mt.max_prompt_length,
+                                       f"the dataset {mt.data_path} has prompts of up to {longest} tokens",
+                                       f"raise it to {longest} (and the lengths that depend on it) or preprocess "
+                                       f"with max_prompt_length={mt.max_prompt_length}")])
         self.sampler = PromptSampler(len(self.dataset), mt.global_batch_size, seed=mt.seed, num_epochs=None)
         self.stop_ids = stop_token_ids(self.tokenizer, self.dataset.stop_words)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
