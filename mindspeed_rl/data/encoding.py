@@ -6,14 +6,15 @@ batch-encodes a whole chunk in one Rust call.
 """
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .handlers import RowRejected, get_handler
-from .readers import RawRow
+from .readers import RawRow, RowBlock
 from .templates import ChatTemplate
 
 
@@ -34,11 +35,33 @@ class EncoderSpec:
 
 @dataclass
 class ChunkResult:
-    indices: List[int]  # kept rows, input order
-    ids: List[np.ndarray]  # int32 prompt ids per kept row
-    labels: List[str]
+    """One chunk's output as a few flat arrays: cheap to pickle back to the main process and
+    written to the indexed files in one call each."""
+
+    indices: np.ndarray  # int64 input index of each kept row, input order
+    ids: np.ndarray  # int32 prompt ids of all kept rows, concatenated
+    lengths: np.ndarray  # int32 prompt length (tokens) of each kept row
+    labels: bytes  # UTF-8 labels of the kept rows, concatenated
+    label_lengths: np.ndarray  # int32 bytes of each label
     rejects: List[Tuple[int, str, int, str, str]]  # (index, file, row_in_file, reason, detail)
-    prompt_tokens: int = 0
+    rows: int = 0  # rows in the chunk (kept + rejected)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return int(self.ids.size)
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return int(self.lengths.max()) if self.lengths.size else 0
+
+    def prompt(self, k: int) -> np.ndarray:
+        """The ids of the k-th kept row (tests and debugging; the writer takes the flat arrays)."""
+        start = int(self.lengths[:k].sum())
+        return self.ids[start:start + int(self.lengths[k])]
+
+    def label(self, k: int) -> str:
+        start = int(self.label_lengths[:k].sum())
+        return self.labels[start:start + int(self.label_lengths[k])].decode("utf-8")
 
 
 class RowEncoder:
@@ -47,6 +70,8 @@ class RowEncoder:
 
         self.spec = spec
         self.tokenizer = Tokenizer.from_str(spec.tokenizer_json)
+        # same ids as encode_batch without building the offsets nobody here reads
+        self._encode_batch = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
         self.template = ChatTemplate(**spec.template)
         self.handler = get_handler(spec.handler, spec.map_keys, spec.handler_module)
 
@@ -62,38 +87,57 @@ class RowEncoder:
         text = self.template.render(sample.messages, system=self.spec.system_prompt)
         return text, sample.label
 
-    def encode_chunk(self, rows: Sequence[RawRow]) -> ChunkResult:
-        out = ChunkResult([], [], [], [])
-        pending: List[Tuple[RawRow, str, str]] = []
+    def encode_chunk(self, rows: Union[RowBlock, Sequence[RawRow]]) -> ChunkResult:
+        if isinstance(rows, RowBlock):
+            rows = rows.rows()  # parsing happens here, in the worker
+        rejects: List[Tuple[int, str, int, str, str]] = []
+        kept_rows: List[RawRow] = []
+        texts: List[str] = []
+        labels: List[str] = []
         for row in rows:
             try:
                 text, label = self._render(row)
             except RowRejected as rej:
-                out.rejects.append((row.index, row.file, row.row_in_file, rej.reason, rej.detail))
+                rejects.append((row.index, row.file, row.row_in_file, rej.reason, rej.detail))
                 continue
-            pending.append((row, text, label))
-        if not pending:
-            return out
-        encodings = self.tokenizer.encode_batch([p[1] for p in pending], add_special_tokens=False)
-        id_lists = [e.ids for e in encodings]
+            kept_rows.append(row)
+            texts.append(text)
+            labels.append(label)
+        id_lists = [e.ids for e in self._encode_batch(texts, add_special_tokens=False)] if texts else []
         decoded = (
-            self.tokenizer.decode_batch(id_lists, skip_special_tokens=False) if self.spec.verify_roundtrip else None
+            self.tokenizer.decode_batch(id_lists, skip_special_tokens=False)
+            if self.spec.verify_roundtrip and id_lists else None
         )
         limit = self.spec.max_prompt_length
-        for k, ((row, text, label), ids) in enumerate(zip(pending, id_lists)):
+        keep = []
+        for k, ids in enumerate(id_lists):
             reject = None
             if limit and len(ids) > limit:
                 reject = ("prompt_too_long", f"{len(ids)} tokens > max_prompt_length={limit}")
-            elif decoded is not None and decoded[k] != text:
+            elif decoded is not None and decoded[k] != texts[k]:
                 reject = ("roundtrip_mismatch", "decoding the token ids does not give the rendered text back")
             if reject:
-                out.rejects.append((row.index, row.file, row.row_in_file) + reject)
-                continue
-            out.indices.append(row.index)
-            out.ids.append(np.asarray(ids, dtype=np.int32))
-            out.labels.append(label)
-            out.prompt_tokens += len(ids)
-        return out
+                row = kept_rows[k]
+                rejects.append((row.index, row.file, row.row_in_file) + reject)
+            else:
+                keep.append(k)
+        if len(keep) < len(id_lists):
+            id_lists = [id_lists[k] for k in keep]
+            labels = [labels[k] for k in keep]
+            kept_rows = [kept_rows[k] for k in keep]
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int32, count=len(id_lists))
+        flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths.sum()))
+        label_bytes = [lab.encode("utf-8") for lab in labels]
+        rejects.sort()
+        return ChunkResult(
+            indices=np.fromiter((r.index for r in kept_rows), dtype=np.int64, count=len(kept_rows)),
+            ids=flat,
+            lengths=lengths,
+            labels=b"".join(label_bytes),
+            label_lengths=np.fromiter(map(len, label_bytes), dtype=np.int32, count=len(label_bytes)),
+            rejects=rejects,
+            rows=len(rows),
+        )
 
 
 _WORKER: Optional[RowEncoder] = None
@@ -108,6 +152,6 @@ def init_worker(spec: EncoderSpec, single_thread: bool) -> None:
     _WORKER = RowEncoder(spec)
 
 
-def encode_in_worker(rows: Sequence[RawRow]) -> ChunkResult:
+def encode_in_worker(rows: Union[RowBlock, Sequence[RawRow]]) -> ChunkResult:
     assert _WORKER is not None, "init_worker was not called"
     return _WORKER.encode_chunk(rows)
