@@ -16,6 +16,7 @@ import numpy as np
 from .handlers import RowRejected, get_handler
 from .readers import RawRow, RowBlock
 from .templates import ChatTemplate
+from .verify import ByteLevelChecker, mismatched_rows
 
 
 @dataclass
@@ -72,6 +73,8 @@ class RowEncoder:
         self.tokenizer = Tokenizer.from_str(spec.tokenizer_json)
         # same ids as encode_batch without building the offsets nobody here reads
         self._encode_batch = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        self._checker = ByteLevelChecker.for_tokenizer(self.tokenizer) if spec.verify_roundtrip else None
+        self._cross_checked = False
         self.template = ChatTemplate(**spec.template)
         self.handler = get_handler(spec.handler, spec.map_keys, spec.handler_module)
 
@@ -86,6 +89,23 @@ class RowEncoder:
                     raise RowRejected("special_token_in_text", f"{msg['role']} text contains {tok!r}")
         text = self.template.render(sample.messages, system=self.spec.system_prompt)
         return text, sample.label
+
+    def _mismatches(self, id_lists, flat: np.ndarray, lengths: np.ndarray, texts: List[str]) -> List[int]:
+        """Rows whose ids do not decode to exactly their text."""
+        if not self.spec.verify_roundtrip or not texts:
+            return []
+        if self._checker is None:
+            return mismatched_rows(self.tokenizer, id_lists, texts)
+        fast_ok = self._checker.matches(flat, lengths, texts)
+        if fast_ok and self._cross_checked:
+            return []  # every byte equal: each row decodes to exactly its text
+        bad = mismatched_rows(self.tokenizer, id_lists, texts)  # which rows, by decoding
+        if not self._cross_checked:
+            # first chunk: the byte check must agree with decoding, else it is not used
+            self._cross_checked = True
+            if fast_ok and bad:
+                self._checker = None
+        return bad
 
     def encode_chunk(self, rows: Union[RowBlock, Sequence[RawRow]]) -> ChunkResult:
         if isinstance(rows, RowBlock):
@@ -104,29 +124,24 @@ class RowEncoder:
             texts.append(text)
             labels.append(label)
         id_lists = [e.ids for e in self._encode_batch(texts, add_special_tokens=False)] if texts else []
-        decoded = (
-            self.tokenizer.decode_batch(id_lists, skip_special_tokens=False)
-            if self.spec.verify_roundtrip and id_lists else None
-        )
-        limit = self.spec.max_prompt_length
-        keep = []
-        for k, ids in enumerate(id_lists):
-            reject = None
-            if limit and len(ids) > limit:
-                reject = ("prompt_too_long", f"{len(ids)} tokens > max_prompt_length={limit}")
-            elif decoded is not None and decoded[k] != texts[k]:
-                reject = ("roundtrip_mismatch", "decoding the token ids does not give the rendered text back")
-            if reject:
-                row = kept_rows[k]
-                rejects.append((row.index, row.file, row.row_in_file) + reject)
-            else:
-                keep.append(k)
-        if len(keep) < len(id_lists):
-            id_lists = [id_lists[k] for k in keep]
-            labels = [labels[k] for k in keep]
-            kept_rows = [kept_rows[k] for k in keep]
         lengths = np.fromiter(map(len, id_lists), dtype=np.int32, count=len(id_lists))
         flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int32, count=int(lengths.sum()))
+        bad = {k: ("roundtrip_mismatch", "decoding the token ids does not give the rendered text back")
+               for k in self._mismatches(id_lists, flat, lengths, texts)}
+        limit = self.spec.max_prompt_length
+        if limit:
+            for k in np.flatnonzero(lengths > limit).tolist():
+                bad[k] = ("prompt_too_long", f"{lengths[k]} tokens > max_prompt_length={limit}")
+        if bad:
+            for k, reject in bad.items():
+                row = kept_rows[k]
+                rejects.append((row.index, row.file, row.row_in_file) + reject)
+            keep = np.ones(len(id_lists), dtype=bool)
+            keep[list(bad)] = False
+            flat = flat[np.repeat(keep, lengths)]
+            lengths = lengths[keep]
+            labels = [lab for k, lab in enumerate(labels) if keep[k]]
+            kept_rows = [row for k, row in enumerate(kept_rows) if keep[k]]
         label_bytes = [lab.encode("utf-8") for lab in labels]
         rejects.sort()
         return ChunkResult(
