@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import pickle
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -156,17 +157,34 @@ class RowEncoder:
 
 
 _WORKER: Optional[RowEncoder] = None
+_WORKER_SPEC: Optional[str] = None
 
 
-def init_worker(spec: EncoderSpec, single_thread: bool) -> None:
+def init_worker(spec: Optional[EncoderSpec] = None, single_thread: bool = True) -> None:
+    """Pool initializer. Without ``spec`` the worker starts before the tokenizer is loaded (its
+    start-up overlaps with the main process importing transformers) and reads the spec from the
+    file named in its first task."""
     global _WORKER
     if single_thread:
         # several worker processes already use the cores; one Rust thread pool each would thrash
         os.environ["RAYON_NUM_THREADS"] = "1"
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _WORKER = RowEncoder(spec)
+    import tokenizers  # noqa: F401  (the import is part of start-up; do it before work arrives)
+
+    if spec is not None:
+        _WORKER = RowEncoder(spec)
 
 
-def encode_in_worker(rows: Union[RowBlock, Sequence[RawRow]]) -> ChunkResult:
-    assert _WORKER is not None, "init_worker was not called"
+def save_spec(spec: EncoderSpec, path: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(spec, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def encode_in_worker(rows: Union[RowBlock, Sequence[RawRow]], spec_path: Optional[str] = None) -> ChunkResult:
+    global _WORKER, _WORKER_SPEC
+    if spec_path is not None and spec_path != _WORKER_SPEC:
+        with open(spec_path, "rb") as f:
+            _WORKER = RowEncoder(pickle.load(f))
+        _WORKER_SPEC = spec_path
+    assert _WORKER is not None, "init_worker got no spec and the task names no spec file"
     return _WORKER.encode_chunk(rows)

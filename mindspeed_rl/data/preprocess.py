@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from .encoding import ChunkResult, EncoderSpec, RowEncoder, encode_in_worker, init_worker
+from .encoding import ChunkResult, EncoderSpec, RowEncoder, encode_in_worker, init_worker, save_spec
 from .handlers import get_handler
 from .indexed import PromptLabelWriter, meta_path, rejects_path
 from .readers import InputError, RowBlock, columns_of, detect_format, expand_inputs, iter_blocks
@@ -155,29 +155,36 @@ def check_template_tokens(tok, template, tokenizer_path: str) -> None:
         )
 
 
-def _run_chunks(spec: EncoderSpec, blocks: Iterator[RowBlock], workers: int) -> Iterator[ChunkResult]:
+def _start_pool(workers: int):
+    """Worker processes started before the tokenizer is loaded: their start-up overlaps with it."""
+    if workers <= 1:
+        return None
+    import multiprocessing as mp
+
+    # spawn: the parent's tokenizer thread pool must not be forked
+    return mp.get_context("spawn").Pool(workers, initializer=init_worker, initargs=(None, True))
+
+
+def _run_chunks(spec: EncoderSpec, blocks: Iterator[RowBlock], pool, workers: int, spec_path: str
+                ) -> Iterator[ChunkResult]:
     """Encoded blocks in input order; a bounded number in flight (bounded memory).
 
     This process only cuts the input into blocks and writes results; parsing, rendering,
     tokenising and verifying happen in the workers, so it stays off the cores they use.
     """
-    if workers <= 1:
+    if pool is None:
         encoder = RowEncoder(spec)
         for block in blocks:
             yield encoder.encode_chunk(block)
         return
-    import multiprocessing as mp
-
-    # spawn: the parent's tokenizer thread pool must not be forked
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=init_worker, initargs=(spec, True)) as pool:
-        window: collections.deque = collections.deque()
-        for block in blocks:
-            window.append(pool.apply_async(encode_in_worker, (block,)))
-            if len(window) >= 4 * workers:
-                yield window.popleft().get()
-        while window:
+    save_spec(spec, spec_path)  # each worker loads it with its first task
+    window: collections.deque = collections.deque()
+    for block in blocks:
+        window.append(pool.apply_async(encode_in_worker, (block, spec_path)))
+        if len(window) >= 4 * workers:
             yield window.popleft().get()
+    while window:
+        yield window.popleft().get()
 
 
 def _atomic_write_text(path: str, text: str) -> None:
@@ -233,6 +240,16 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
     prefix = resolve_path(cfg.output_prefix, "output_prefix", must_exist=False)
     if not cfg.overwrite and os.path.exists(meta_path(prefix)):
         raise PreprocessError(f"{meta_path(prefix)} exists; set overwrite=true or another output_prefix")
+    pool = _start_pool(cfg.workers)
+    try:
+        return _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, log)
+    finally:
+        if pool is not None:
+            pool.terminate()  # the results are all in; nothing is left for the workers to do
+            pool.join()
+
+
+def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, log) -> Dict[str, Any]:
     tok_path = resolve_path(cfg.tokenizer_name_or_path, "tokenizer_name_or_path", must_exist=False)
     tok = load_tokenizer(tok_path if Path(tok_path).exists() else cfg.tokenizer_name_or_path)
     check_template_tokens(tok, template, tok_path)
@@ -253,6 +270,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
         f"workers={cfg.workers}")
 
     writer: Optional[PromptLabelWriter] = None
+    spec_path = ""
     rejects: List[tuple] = []
     by_reason: collections.Counter = collections.Counter()
     rows_read = prompt_tokens = max_tokens = 0
@@ -261,10 +279,11 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
         from tqdm import tqdm
 
         writer = PromptLabelWriter(prefix)
+        spec_path = f"{writer.tmp_prefix}_spec.pkl"  # the tokenizer and template, for the workers
         bar = tqdm(unit="rows", disable=not cfg.progress, desc="preprocess", file=sys.stderr)
         blocks = iter_blocks(paths, cfg.input_format, limit=cfg.max_rows, columns=read_columns,
                              block_size=cfg.chunk_size)
-        for result in _run_chunks(spec, blocks, cfg.workers):
+        for result in _run_chunks(spec, blocks, pool, cfg.workers, spec_path):
             writer.add_many(result.ids, result.lengths, result.labels, result.label_lengths)
             max_tokens = max(max_tokens, result.max_prompt_tokens)
             prompt_tokens += result.prompt_tokens
@@ -329,5 +348,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
         log("[preprocess] done\n" + _summary_text(meta))
         return meta
     finally:
+        if spec_path and os.path.exists(spec_path):
+            os.remove(spec_path)
         if not published and writer is not None:
             writer.discard()
