@@ -250,6 +250,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
 
 
 def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, log) -> Dict[str, Any]:
+    """Load the tokenizer (the workers are starting meanwhile), encode, write, check, publish."""
     tok_path = resolve_path(cfg.tokenizer_name_or_path, "tokenizer_name_or_path", must_exist=False)
     tok = load_tokenizer(tok_path if Path(tok_path).exists() else cfg.tokenizer_name_or_path)
     check_template_tokens(tok, template, tok_path)
