@@ -12,6 +12,7 @@ A preprocessed dataset with prefix ``P`` is::
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 from typing import Dict, List
 
@@ -43,30 +44,89 @@ def _indexed_module():
         return require("megatron.core.datasets.indexed_dataset", purpose="writing/reading Megatron indexed datasets")
 
 
+# Megatron-core's indexed dataset layout (megatron/core/datasets/indexed_dataset.py), written
+# here with numpy: the builder's per-row calls cost more than tokenising, and importing
+# megatron-core takes seconds of CPU that the tokenizer workers need. Reading stays with
+# megatron-core's IndexedDataset; tests check the files are byte-identical to its builder's.
+_IDX_HEADER = b"MMIDIDX\x00\x00"
+_IDX_VERSION = 1
+_DTYPE_CODES = {np.uint8: 1, np.int8: 2, np.int16: 3, np.int32: 4, np.int64: 5, np.float64: 6, np.float32: 7,
+                np.uint16: 8}
+
+
+class IndexedFileWriter:
+    """One .bin/.idx pair, one sequence per document, written in bulk: ``add_many`` takes a
+    chunk's values concatenated plus the length of each sequence."""
+
+    def __init__(self, bin_path: str, dtype=np.int32):
+        self.dtype = np.dtype(dtype)
+        self.code = _DTYPE_CODES[self.dtype.type]
+        self.bin_path = bin_path
+        self.data_file = open(bin_path, "wb")
+        self._lengths: List[np.ndarray] = []
+        self.count = 0
+
+    def add_many(self, values: np.ndarray, lengths: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        if int(lengths.sum()) != values.size or (lengths.size and lengths.min() < 0):
+            raise ValueError(f"{self.bin_path}: lengths sum to {int(lengths.sum())}, values hold {values.size}")
+        self.data_file.write(values.data)
+        self._lengths.append(lengths)
+        self.count += lengths.size
+
+    def finalize(self, idx_path: str) -> None:
+        self.data_file.close()
+        lengths = np.concatenate(self._lengths) if self._lengths else np.zeros(0, np.int64)
+        if lengths.size and lengths.max() > np.iinfo(np.int32).max:
+            raise ValueError(f"{self.bin_path}: a sequence of {lengths.max()} items does not fit the int32 index")
+        pointers = np.zeros(lengths.size, dtype=np.int64)
+        np.cumsum(lengths[:-1] * self.dtype.itemsize, out=pointers[1:])
+        with open(idx_path, "wb") as f:
+            f.write(_IDX_HEADER)
+            f.write(struct.pack("<Q", _IDX_VERSION))
+            f.write(struct.pack("<B", self.code))
+            f.write(struct.pack("<Q", lengths.size))  # sequences
+            f.write(struct.pack("<Q", lengths.size + 1))  # document boundaries: one sequence each
+            f.write(lengths.astype(np.int32).tobytes())
+            f.write(pointers.tobytes())
+            f.write(np.arange(lengths.size + 1, dtype=np.int64).tobytes())
+
+    def close(self) -> None:
+        if not self.data_file.closed:
+            self.data_file.close()
+
+
 class PromptLabelWriter:
     """Streams rows into temp-named .bin/.idx pairs; ``publish`` renames them into place."""
 
     def __init__(self, prefix: str):
-        mod = _indexed_module()
         self.prefix = prefix
         self.tmp_prefix = f"{prefix}.tmp{os.getpid()}"
         Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-        self._builders = {
-            PROMPT: mod.IndexedDatasetBuilder(part_prefix(self.tmp_prefix, PROMPT) + ".bin", dtype=PROMPT_DTYPE),
-            LABEL: mod.IndexedDatasetBuilder(part_prefix(self.tmp_prefix, LABEL) + ".bin", dtype=LABEL_DTYPE),
+        self._writers = {
+            PROMPT: IndexedFileWriter(part_prefix(self.tmp_prefix, PROMPT) + ".bin", dtype=PROMPT_DTYPE),
+            LABEL: IndexedFileWriter(part_prefix(self.tmp_prefix, LABEL) + ".bin", dtype=LABEL_DTYPE),
         }
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        return self._writers[PROMPT].count
+
+    def add_many(self, ids: np.ndarray, lengths: np.ndarray, label_bytes: bytes, label_lengths: np.ndarray) -> None:
+        """A chunk of rows: prompt ids concatenated + per-row lengths, UTF-8 labels likewise."""
+        if len(lengths) != len(label_lengths):
+            raise ValueError(f"{len(lengths)} prompts but {len(label_lengths)} labels")
+        self._writers[PROMPT].add_many(ids, lengths)
+        self._writers[LABEL].add_many(np.frombuffer(label_bytes, dtype=LABEL_DTYPE), label_lengths)
 
     def add(self, ids: np.ndarray, label: str) -> None:
-        # add_document: one sequence per document, takes numpy directly (add_item wants a tensor)
-        self._builders[PROMPT].add_document(ids, [int(ids.size)])
-        lab = np.frombuffer(label.encode("utf-8"), dtype=LABEL_DTYPE)
-        self._builders[LABEL].add_document(lab, [int(lab.size)])
-        self.count += 1
+        lab = label.encode("utf-8")
+        self.add_many(np.asarray(ids), np.array([np.size(ids)]), lab, np.array([len(lab)]))
 
     def finalize(self) -> None:
-        for part, builder in self._builders.items():
-            builder.finalize(part_prefix(self.tmp_prefix, part) + ".idx")
+        for part, writer in self._writers.items():
+            writer.finalize(part_prefix(self.tmp_prefix, part) + ".idx")
 
     def temp_files(self) -> List[str]:
         return [part_prefix(self.tmp_prefix, p) + ext for p in (PROMPT, LABEL) for ext in (".bin", ".idx")]
@@ -86,9 +146,8 @@ class PromptLabelWriter:
         return final
 
     def discard(self) -> None:
-        for builder in self._builders.values():
-            if not builder.data_file.closed:
-                builder.data_file.close()
+        for writer in self._writers.values():
+            writer.close()
         for path in self.temp_files():
             if os.path.exists(path):
                 os.remove(path)

@@ -16,12 +16,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
-from .encoding import ChunkResult, EncoderSpec, RowEncoder, encode_in_worker, init_worker
+from .encoding import ChunkResult, EncoderSpec, RowEncoder, encode_in_worker, init_worker, save_spec
 from .handlers import get_handler
 from .indexed import PromptLabelWriter, meta_path, rejects_path
-from .readers import InputError, RawRow, columns_of, detect_format, expand_inputs, iter_rows
+from .readers import InputError, RowBlock, columns_of, detect_format, expand_inputs, iter_blocks
 from .templates import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ class PreprocessConfig:
     max_reject_fraction: float = 0.01
     # Tokenizer processes; 1 tokenises in this process with the Rust thread pool.
     workers: int = 1
-    # Rows per task sent to a worker (one batch-encode call).
+    # Rows per task sent to a worker (one batch-encode call, one bulk write).
     chunk_size: int = 512
     # Decode every prompt and compare with the rendered text (a row that differs is rejected).
     verify_roundtrip: bool = True
@@ -155,49 +155,36 @@ def check_template_tokens(tok, template, tokenizer_path: str) -> None:
         )
 
 
-def _chunks(rows: Iterator[RawRow], size: int) -> Iterator[List[RawRow]]:
-    buf: List[RawRow] = []
-    for row in rows:
-        buf.append(row)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
-
-
-def _run_chunks(
-    spec: EncoderSpec, chunks: Iterator[List[RawRow]], workers: int, on_busy: Callable[[], None]
-) -> Iterator[ChunkResult]:
-    """Encoded chunks in input order; a bounded number in flight (bounded memory).
-
-    ``on_busy`` runs once the workers have their first chunks, so slow set-up in this process
-    (the megatron-core import) overlaps with tokenising instead of preceding it.
-    """
+def _start_pool(workers: int):
+    """Worker processes started before the tokenizer is loaded: their start-up overlaps with it."""
     if workers <= 1:
-        on_busy()
-        encoder = RowEncoder(spec)
-        for chunk in chunks:
-            yield encoder.encode_chunk(chunk)
-        return
+        return None
     import multiprocessing as mp
 
     # spawn: the parent's tokenizer thread pool must not be forked
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=init_worker, initargs=(spec, True)) as pool:
-        window: collections.deque = collections.deque()
-        busy = False
-        for chunk in chunks:
-            window.append(pool.apply_async(encode_in_worker, (chunk,)))
-            if len(window) >= 8 * workers:
-                if not busy:
-                    on_busy()
-                    busy = True
-                yield window.popleft().get()
-        if not busy:
-            on_busy()
-        while window:
+    return mp.get_context("spawn").Pool(workers, initializer=init_worker, initargs=(None, True))
+
+
+def _run_chunks(spec: EncoderSpec, blocks: Iterator[RowBlock], pool, workers: int, spec_path: str
+                ) -> Iterator[ChunkResult]:
+    """Encoded blocks in input order; a bounded number in flight (bounded memory).
+
+    This process only cuts the input into blocks and writes results; parsing, rendering,
+    tokenising and verifying happen in the workers, so it stays off the cores they use.
+    """
+    if pool is None:
+        encoder = RowEncoder(spec)
+        for block in blocks:
+            yield encoder.encode_chunk(block)
+        return
+    save_spec(spec, spec_path)  # each worker loads it with its first task
+    window: collections.deque = collections.deque()
+    for block in blocks:
+        window.append(pool.apply_async(encode_in_worker, (block, spec_path)))
+        if len(window) >= 4 * workers:
             yield window.popleft().get()
+    while window:
+        yield window.popleft().get()
 
 
 def _atomic_write_text(path: str, text: str) -> None:
@@ -253,6 +240,17 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
     prefix = resolve_path(cfg.output_prefix, "output_prefix", must_exist=False)
     if not cfg.overwrite and os.path.exists(meta_path(prefix)):
         raise PreprocessError(f"{meta_path(prefix)} exists; set overwrite=true or another output_prefix")
+    pool = _start_pool(cfg.workers)
+    try:
+        return _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, log)
+    finally:
+        if pool is not None:
+            pool.terminate()  # the results are all in; nothing is left for the workers to do
+            pool.join()
+
+
+def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, log) -> Dict[str, Any]:
+    """Load the tokenizer (the workers are starting meanwhile), encode, write, check, publish."""
     tok_path = resolve_path(cfg.tokenizer_name_or_path, "tokenizer_name_or_path", must_exist=False)
     tok = load_tokenizer(tok_path if Path(tok_path).exists() else cfg.tokenizer_name_or_path)
     check_template_tokens(tok, template, tok_path)
@@ -272,7 +270,8 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
     log(f"[preprocess] {len(paths)} file(s) -> {prefix}_*  template={template.name} handler={cfg.handler} "
         f"workers={cfg.workers}")
 
-    holder: List[PromptLabelWriter] = []
+    writer: Optional[PromptLabelWriter] = None
+    spec_path = ""
     rejects: List[tuple] = []
     by_reason: collections.Counter = collections.Counter()
     rows_read = prompt_tokens = max_tokens = 0
@@ -280,25 +279,25 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
     try:
         from tqdm import tqdm
 
+        writer = PromptLabelWriter(prefix)
+        spec_path = f"{writer.tmp_prefix}_spec.pkl"  # the tokenizer and template, for the workers
         bar = tqdm(unit="rows", disable=not cfg.progress, desc="preprocess", file=sys.stderr)
-        rows = iter_rows(paths, cfg.input_format, limit=cfg.max_rows, columns=read_columns)
-        # created once the workers are busy: importing megatron-core takes seconds
-        for result in _run_chunks(spec, _chunks(rows, cfg.chunk_size), cfg.workers,
-                                  on_busy=lambda: holder.append(PromptLabelWriter(prefix))):
-            writer = holder[0]
-            for ids, label in zip(result.ids, result.labels):
-                writer.add(ids, label)
-                max_tokens = max(max_tokens, int(ids.size))
+        blocks = iter_blocks(paths, cfg.input_format, limit=cfg.max_rows, columns=read_columns,
+                             block_size=cfg.chunk_size)
+        for result in _run_chunks(spec, blocks, pool, cfg.workers, spec_path):
+            writer.add_many(result.ids, result.lengths, result.labels, result.label_lengths)
+            max_tokens = max(max_tokens, result.max_prompt_tokens)
             prompt_tokens += result.prompt_tokens
             for rej in result.rejects:
                 rejects.append(rej)
                 by_reason[rej[3]] += 1
-            n = len(result.indices) + len(result.rejects)
-            rows_read += n
-            bar.update(n)
+            if len(result.indices) + len(result.rejects) != result.rows:  # every row is kept or counted
+                raise PreprocessError(f"internal error: a chunk of {result.rows} rows returned "
+                                      f"{len(result.indices)} kept + {len(result.rejects)} rejected")
+            rows_read += result.rows
+            bar.update(result.rows)
             bar.set_postfix(rejected=len(rejects), refresh=False)
         bar.close()
-        writer = holder[0]
         writer.finalize()
 
         elapsed = time.perf_counter() - t0
@@ -350,6 +349,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
         log("[preprocess] done\n" + _summary_text(meta))
         return meta
     finally:
-        if not published:
-            for w in holder:
-                w.discard()
+        if spec_path and os.path.exists(spec_path):
+            os.remove(spec_path)
+        if not published and writer is not None:
+            writer.discard()

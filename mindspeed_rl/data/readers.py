@@ -100,27 +100,73 @@ def columns_of(path: Path, fmt: str, sample_rows: int = 100) -> List[str]:
     return list(cols)
 
 
-def _iter_file(path: Path, fmt: str, limit: Optional[int] = None, columns: Optional[List[str]] = None) -> Iterator[tuple]:
-    """(data, error) per row; ``columns`` limits what is read (parquet, datasets) or kept (json)."""
-    if columns is not None and fmt in ("json", "jsonl"):
-        keep = list(columns)
-        for data, error in _iter_file(path, fmt, limit):
-            yield ({k: data[k] for k in keep if k in data} if data is not None else None), error
-        return
-    n = 0
-    if fmt == "jsonl":
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue  # blank lines are not rows
+@dataclass
+class RowBlock:
+    """Consecutive rows of one file in a cheap-to-pickle form; ``rows()`` parses them.
+
+    The preprocessor's main process only cuts the input into blocks (arrow record batches, raw
+    JSON lines, or parsed items for a JSON list); the workers do the parsing, so reading does not
+    serialise the pipeline on one core.
+    """
+
+    file: str
+    index: int  # global index of the first row
+    row_in_file: int  # its position in the file
+    kind: str  # "arrow" (pyarrow RecordBatch/Table) | "lines" ((lineno, text) of JSON lines) | "items"
+    payload: Any
+    columns: Optional[List[str]] = None  # "lines"/"items": the keys kept per row
+
+    def __len__(self) -> int:
+        return self.payload.num_rows if self.kind == "arrow" else len(self.payload)
+
+    def _parsed(self) -> Iterator[tuple]:
+        if self.kind == "arrow":
+            yield from ((item, "") for item in self.payload.to_pylist())
+            return
+        keep = self.columns
+        if self.kind == "lines":
+            items = []
+            for lineno, line in self.payload:
                 try:
                     data = json.loads(line)
-                    yield (data, "") if isinstance(data, dict) else (None, f"line {lineno} is not a JSON object")
                 except json.JSONDecodeError as exc:
-                    yield None, f"line {lineno}: {exc}"
-                n += 1
-                if limit and n >= limit:
-                    return
+                    items.append((None, f"line {lineno}: {exc}"))
+                    continue
+                items.append((data, "") if isinstance(data, dict) else (None, f"line {lineno} is not a JSON object"))
+        else:
+            items = [(item, "") if isinstance(item, dict) else (None, "row is not a JSON object") for item in self.payload]
+        for data, error in items:
+            if data is not None and keep is not None:
+                data = {k: data[k] for k in keep if k in data}
+            yield data, error
+
+    def rows(self) -> List[RawRow]:
+        return [RawRow(index=self.index + j, file=self.file, row_in_file=self.row_in_file + j, data=data, error=error)
+                for j, (data, error) in enumerate(self._parsed())]
+
+
+def _file_blocks(path: Path, fmt: str, size: int, limit: Optional[int], columns: Optional[List[str]]) -> Iterator[tuple]:
+    """(kind, payload) pieces of at most ``size`` rows, ``limit`` rows in all."""
+    remaining = limit if limit is not None else -1
+
+    def cut(n: int) -> int:  # rows to take from a piece of n
+        return n if remaining < 0 else min(n, remaining)
+
+    if fmt == "jsonl":
+        buf: List[tuple] = []
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if remaining == 0:
+                    break
+                if not line.strip():
+                    continue  # blank lines are not rows
+                buf.append((lineno, line))
+                remaining -= 1 if remaining > 0 else 0
+                if len(buf) >= size:
+                    yield "lines", buf
+                    buf = []
+        if buf:
+            yield "lines", buf
     elif fmt == "json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -128,27 +174,59 @@ def _iter_file(path: Path, fmt: str, limit: Optional[int] = None, columns: Optio
             raise InputError(f"{path} is not valid JSON ({exc}); for JSON lines set input_format=jsonl") from None
         if not isinstance(data, list):
             raise InputError(f"{path}: expected a JSON list of row objects, got {type(data).__name__}")
-        for item in data[:limit] if limit else data:
-            yield (item, "") if isinstance(item, dict) else (None, "row is not a JSON object")
+        stop = cut(len(data))
+        for start in range(0, stop, size):
+            yield "items", data[start:min(start + size, stop)]
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
         pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=4096, columns=columns):
-            for item in batch.to_pylist():
-                yield item, ""
-                n += 1
-                if limit and n >= limit:
-                    return
+        # each batch owns its buffers: pickling a slice of a bigger batch would ship all of it
+        for batch in pf.iter_batches(batch_size=size, columns=columns):
+            if remaining == 0:
+                return
+            n = cut(batch.num_rows)
+            yield "arrow", batch if n == batch.num_rows else batch.slice(0, n)
+            remaining -= n if remaining > 0 else 0
     elif fmt == "hf_disk":
         ds = _hf_dataset(path)
         if columns is not None:
             ds = ds.select_columns(list(columns))
-        stop = len(ds) if not limit else min(limit, len(ds))
-        for start in range(0, stop, 4096):
-            yield from ((item, "") for item in _rows(ds, start, min(start + 4096, stop)))
+        stop = cut(len(ds))
+        for start in range(0, stop, size):
+            yield "items", _rows(ds, start, min(start + size, stop))
     else:  # pragma: no cover - detect_format guards this
         raise InputError(f"unknown format {fmt}")
+
+
+def iter_blocks(
+    paths: List[Path],
+    fmt: str = "auto",
+    limit: Optional[int] = None,
+    columns: Optional[Dict[str, List[str]]] = None,
+    block_size: int = 4096,
+) -> Iterator[RowBlock]:
+    """Blocks of at most ``block_size`` rows of all files in order (a block never spans files)."""
+    index = 0
+    for path in paths:
+        if limit is not None and index >= limit:
+            return
+        kind = detect_format(path, fmt)
+        cols = columns.get(str(path)) if columns else None
+        row_in_file = 0
+        left = None if limit is None else limit - index
+        for piece_kind, payload in _file_blocks(path, kind, block_size, left, cols):
+            block = RowBlock(str(path), index, row_in_file, piece_kind, payload, cols)
+            if len(block):
+                yield block
+            index += len(block)
+            row_in_file += len(block)
+
+
+def _iter_file(path: Path, fmt: str, limit: Optional[int] = None, columns: Optional[List[str]] = None) -> Iterator[tuple]:
+    """(data, error) per row; ``columns`` limits what is read (parquet, datasets) or kept (json)."""
+    for kind, payload in _file_blocks(path, fmt, 4096, limit, columns):
+        yield from RowBlock(str(path), 0, 0, kind, payload, columns)._parsed()
 
 
 def _rows(ds, start: int, stop: int) -> List[Dict[str, Any]]:
@@ -161,12 +239,5 @@ def iter_rows(
     paths: List[Path], fmt: str = "auto", limit: Optional[int] = None, columns: Optional[Dict[str, List[str]]] = None
 ) -> Iterator[RawRow]:
     """Rows of all files in order; ``columns`` maps a file path to the columns to read from it."""
-    index = 0
-    for path in paths:
-        kind = detect_format(path, fmt)
-        cols = columns.get(str(path)) if columns else None
-        for j, (data, error) in enumerate(_iter_file(path, kind, columns=cols)):
-            if limit is not None and index >= limit:
-                return
-            yield RawRow(index=index, file=str(path), row_in_file=j, data=data, error=error)
-            index += 1
+    for block in iter_blocks(paths, fmt, limit=limit, columns=columns):
+        yield from block.rows()
