@@ -152,6 +152,8 @@ class ActorRolloutWorker(BaseWorker):
                 moved["bytes"] += tensor.numel() * tensor.element_size()
                 yield name, tensor
 
+        # Only the rollout's weights wake up for loading; its KV cache sleeps until generate().
+        self.rollout.wake_up(tags=["weights"])
         self.rollout.update_weights(counted())
         return moved["bytes"] / 1e9
 

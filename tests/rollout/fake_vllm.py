@@ -63,6 +63,11 @@ class FakeLLM:
         if "logprobs_mode" in kwargs and kwargs["logprobs_mode"] not in LOGPROBS_MODES:
             raise ValueError(kwargs["logprobs_mode"])
         self.kwargs = kwargs
+        if hf_engine is None and "model" in kwargs:
+            # built by the backend from a model directory (as inside a trainer's worker)
+            from mindspeed_rl.engine.rollout.hf_engine import HFRolloutEngine
+
+            hf_engine = HFRolloutEngine(model_path=kwargs["model"], dtype="float32")
         self.hf = hf_engine
         self.seen_prompts: list[list[int]] = []
         self.sleep_calls, self.wake_calls, self.load_calls = [], [], []
