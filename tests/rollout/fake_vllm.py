@@ -63,12 +63,7 @@ class FakeLLM:
         if "logprobs_mode" in kwargs and kwargs["logprobs_mode"] not in LOGPROBS_MODES:
             raise ValueError(kwargs["logprobs_mode"])
         self.kwargs = kwargs
-        if hf_engine is None and "model" in kwargs:
-            # built by the backend from a model directory (as inside a trainer's worker)
-            from mindspeed_rl.engine.rollout.hf_engine import HFRolloutEngine
-
-            hf_engine = HFRolloutEngine(model_path=kwargs["model"], dtype="float32")
-        self.hf = hf_engine
+        self._hf = hf_engine
         self.seen_prompts: list[list[int]] = []
         self.sleep_calls, self.wake_calls, self.load_calls = [], [], []
         self.prefix_resets = 0
@@ -76,6 +71,15 @@ class FakeLLM:
         self.llm_engine = SimpleNamespace(
             model_executor=SimpleNamespace(driver_worker=SimpleNamespace(worker=SimpleNamespace(model_runner=runner)))
         )
+
+    @property
+    def hf(self):
+        if self._hf is None:
+            # built by the backend from a model directory (as inside a trainer's worker)
+            from mindspeed_rl.engine.rollout.hf_engine import HFRolloutEngine
+
+            self._hf = HFRolloutEngine(model_path=self.kwargs["model"], dtype="float32")
+        return self._hf
 
     def generate(self, prompts, sampling_params, use_tqdm=True):
         if not isinstance(sampling_params, list):
