@@ -60,12 +60,12 @@ def build_assets(work: Path, args) -> dict:
                                 max_prompt_length=args.max_len - args.max_tokens, workers=1, progress=False),
                log=lambda *a, **k: None)
     hf_to_mcore(str(work / "hf"), str(work / "mcore"), tp=1, pp=1, quiet=True)
-    from mindspeed_rl.trainer.grpo import stop_token_ids
+    from mindspeed_rl.evaluation.runner import stop_token_ids
 
     return {
         "prompts": [template.render(r["problem"]) for r in rows],
         "answers": [r["answer"] for r in rows],
-        "stop_ids": stop_token_ids(tokenizer, template.stop_words),
+        "stop_ids": stop_token_ids(template, tokenizer),
         "prompt_tokens": statistics.mean(len(tokenizer(template.render(r["problem"]))["input_ids"]) for r in rows),
     }
 

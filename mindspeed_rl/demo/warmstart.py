@@ -71,14 +71,11 @@ def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[
 
 
 def _save_hf(engine, src_hf_dir: str, out_dir: str) -> None:
-    """Write the engine's weights as a HF directory (safetensors + config + tokenizer)."""
-    import shutil
-
+    """Write the engine's weights as a HF directory (safetensors + the source's config and tokenizer)."""
     from safetensors.torch import save_file
 
-    os.makedirs(out_dir, exist_ok=True)
+    from mindspeed_rl.models.convert import copy_side_files
+
+    copy_side_files(src_hf_dir, out_dir)
     weights = {name: t.detach().clone().contiguous() for name, t in engine.export_hf_weights()}
     save_file(weights, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-    for name in os.listdir(src_hf_dir):
-        if name.endswith(".json") and name != "model.safetensors.index.json" or name in ("vocab.json", "merges.txt"):
-            shutil.copy2(os.path.join(src_hf_dir, name), os.path.join(out_dir, name))

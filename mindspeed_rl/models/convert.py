@@ -69,7 +69,7 @@ def atomic_output_dir(target: str, overwrite: bool) -> Iterator[str]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _copy_side_files(src: str, dst: str) -> list[str]:
+def copy_side_files(src: str, dst: str) -> list[str]:
     """config.json, generation config, tokenizer files: everything small that is not weights."""
     copied = []
     os.makedirs(dst, exist_ok=True)
@@ -173,7 +173,7 @@ def hf_to_mcore(
                 f.close()
         with open(os.path.join(tmp, mc.META), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
-        _copy_side_files(load_dir, os.path.join(tmp, mc.HF_CONFIG_DIR))
+        copy_side_files(load_dir, os.path.join(tmp, mc.HF_CONFIG_DIR))
         with open(os.path.join(tmp, mc.TRACKER), "w", encoding="utf-8") as f:
             f.write(str(iteration))
     return meta
@@ -340,7 +340,7 @@ def mcore_to_hf(
         if nshards > 1:
             with open(os.path.join(tmp, INDEX_NAME), "w", encoding="utf-8") as f:
                 json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
-        copied = _copy_side_files(side_dir, tmp) if os.path.isdir(side_dir) else []
+        copied = copy_side_files(side_dir, tmp) if os.path.isdir(side_dir) else []
         if "config.json" not in copied:
             cfg = dict(meta["hf_config"])
             with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:

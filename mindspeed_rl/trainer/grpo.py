@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from mindspeed_rl.config import GRPOConfig
+from mindspeed_rl.evaluation.runner import stop_token_ids
 from mindspeed_rl.trainer.experience import Experience, build_experience, response_stats
 from mindspeed_rl.trainer.metrics_logger import MetricsLogger
 from mindspeed_rl.trainer.run_checkpoint import latest_iteration, load_run_state, save_checkpoint
@@ -46,17 +47,6 @@ def config_hash(cfg: GRPOConfig) -> str:
     return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def stop_token_ids(tokenizer, stop_words: list[str]) -> list[int]:
-    ids = []
-    for word in stop_words:
-        tid = tokenizer.convert_tokens_to_ids(word)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid is not None:
-            ids.append(tid)
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
-
-
 class GRPOTrainer:
     def __init__(self, cfg: GRPOConfig, ray_address: str | None = None):
         from transformers import AutoTokenizer
@@ -80,7 +70,7 @@ class GRPOTrainer:
                                        f"raise it to {longest} (and the lengths that depend on it) or preprocess "
                                        f"with max_prompt_length={mt.max_prompt_length}")])
         self.sampler = PromptSampler(len(self.dataset), mt.global_batch_size, seed=mt.seed, num_epochs=None)
-        self.stop_ids = stop_token_ids(self.tokenizer, self.dataset.stop_words)
+        self.stop_ids = stop_token_ids(self.dataset.template, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.num_mini_batches = mt.global_batch_size // (cfg.actor_config.mini_batch_size or mt.global_batch_size)
         self.total_steps = mt.train_iters * self.num_mini_batches * cfg.actor_config.epochs
@@ -365,7 +355,7 @@ class GRPOTrainer:
         for group in (self.actor, self.ref, self.reward):
             if group is not None:
                 try:
-                    group.run("shutdown") if group is self.reward else None
+                    group.run("shutdown", timeout=60)
                 except Exception:  # noqa: BLE001 - shutting down anyway
                     pass
                 group.shutdown()

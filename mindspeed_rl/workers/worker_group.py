@@ -53,6 +53,9 @@ class BaseWorker:
     def ping(self) -> bool:
         return True
 
+    def shutdown(self) -> None:
+        """Release what the worker holds (engines, pools); subclasses extend it."""
+
 
 class WorkerGroup:
     """``num_ranks`` actors of ``worker_cls`` in one placement group, one rank per bundle."""

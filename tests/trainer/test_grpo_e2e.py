@@ -72,16 +72,19 @@ def test_tp2_actor_with_separate_reference(assets, local_ray, tmp_path):
 
 
 def test_resume_is_exact(assets, local_ray, tmp_path):
-    full = tiny_config(assets, ["megatron_training.train_iters=4", f"megatron_training.log_dir={tmp_path / 'a'}"])
+    # An entropy bonus gives every step a gradient even when a random tiny model earns no reward,
+    # so the weight comparison below is never between two untrained models.
+    bonus = "rl_config.entropy_coeff=0.01"
+    full = tiny_config(assets, ["megatron_training.train_iters=4", f"megatron_training.log_dir={tmp_path / 'a'}", bonus])
     ref_history, ref_weights = _run(full)
 
     ckpt = tmp_path / "ckpt"
     first = tiny_config(assets, ["megatron_training.train_iters=2", f"megatron_training.save={ckpt}",
-                                 "megatron_training.save_interval=2", f"megatron_training.log_dir={tmp_path / 'b'}"])
+                                 "megatron_training.save_interval=2", f"megatron_training.log_dir={tmp_path / 'b'}", bonus])
     part1, _ = _run(first)
     assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() == "2"
     second = tiny_config(assets, ["megatron_training.train_iters=4", f"megatron_training.save={ckpt}",
-                                  "megatron_training.save_interval=2", f"megatron_training.log_dir={tmp_path / 'b'}"])
+                                  "megatron_training.save_interval=2", f"megatron_training.log_dir={tmp_path / 'b'}", bonus])
     part2, weights = _run(second)
     resumed = part1 + part2
     assert len(resumed) == 4
