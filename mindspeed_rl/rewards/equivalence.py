@@ -63,6 +63,14 @@ def _text_key(s: str) -> str:
     return re.sub(r"[\s{}\\.,;:!?'\"`]", "", _unwrap_text(s)).lower()
 
 
+def _layout_key(s: str) -> str:
+    """The answer with its text wrappers, spacing and abbreviation dots gone, digits and all other
+    punctuation kept: ``\\text{4:30 p.m.}`` and ``4:30 \\text{ p.m.}`` both give ``4:30pm``."""
+    s = _unwrap_text(s).lower()
+    s = re.sub(r"(?<=[a-z])\.|\.(?=[a-z])", "", s)
+    return re.sub(r"\\[,;:! ]|[\s{}~]", "", s).strip(".")
+
+
 # --------------------------------------------------------------------------------------------
 # sympy layer
 # --------------------------------------------------------------------------------------------
@@ -178,6 +186,38 @@ def _sympy_equiv(pred: str, gold: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=4096)
+def _parse_response(text: str) -> tuple:
+    from math_verify import parse
+
+    return tuple(parse(text, parsing_timeout=None))
+
+
+def math_verify_match(response: str, gold: str) -> bool:
+    """Plain math-verify on a whole response (its own extraction: boxes, "final answer" anchors,
+    the last math), gold boxed, with the same vetoes as ``is_equivalent``."""
+    if not response or not gold:
+        return False
+    try:
+        g_exprs = [g for g in parse_math(normalize_latex_answer(gold)) if not isinstance(g, str)]
+        if not g_exprs:
+            return False
+        p_exprs = [p for p in _parse_response(response) if not isinstance(p, str)]
+        if not p_exprs:
+            return False
+        for g in g_exprs:
+            for p in p_exprs:
+                if _is_huge(g) or _is_huge(p):
+                    if g == p:
+                        return True
+                    continue
+                if _sympy_equal(g, p) and not _vetoed(g, p):
+                    return True
+    except Exception:  # a parser bug must never crash a batch; it just is not a match
+        logger.debug("math-verify comparison failed", exc_info=True)
+    return False
+
+
 # --------------------------------------------------------------------------------------------
 # public entry point
 # --------------------------------------------------------------------------------------------
@@ -234,4 +274,9 @@ def is_equivalent(pred: Optional[str], gold: Optional[str]) -> bool:
     gk = _text_key(g)
     if gk and re.fullmatch(r"[a-z]{2,}", gk) and gk == _text_key(p):
         return True
+    # The same text with \text{} placed differently (times, units written around a number).
+    if "\\text" in g + p or "\\mbox" in g + p or "\\mathrm" in g + p:
+        lk = _layout_key(g)
+        if lk and lk == _layout_key(p):
+            return True
     return False

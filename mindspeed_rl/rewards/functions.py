@@ -15,8 +15,8 @@ import re
 from fractions import Fraction
 from typing import Mapping, Optional
 
-from .equivalence import is_equivalent
-from .extraction import ExtractionConfig, extract_answer, last_boxed
+from .equivalence import is_equivalent, math_verify_match
+from .extraction import ExtractionConfig, answer_candidates, boxed_answer, last_boxed, prepare_response
 from .registry import register_reward
 
 _DEFAULT_EXTRACTION = ExtractionConfig()
@@ -31,7 +31,7 @@ def gold_answer(gold: str) -> str:
     """Gold answers may be full solutions (boxed / GSM8K ``####``): take their final answer."""
     g = str(gold)
     if "\\boxed" in g or "\\fbox" in g:
-        boxed = last_boxed(g)
+        boxed = boxed_answer(g)  # several adjacent boxes are one answer: "\\boxed{1}, \\boxed{2}"
         if boxed is not None:
             return boxed
     if "####" in g:
@@ -41,9 +41,20 @@ def gold_answer(gold: str) -> str:
 
 @register_reward("acc")
 def accuracy_reward(response: str, gold: str, extra: Mapping = None) -> float:
-    """1.0 when the extracted final answer is equivalent to the gold answer."""
-    ext = extract_answer(response, _extraction_config(extra or {}))
-    return 1.0 if ext.answer is not None and is_equivalent(ext.answer, gold_answer(gold)) else 0.0
+    """1.0 when the extracted final answer is equivalent to the gold answer.
+
+    Our extraction and comparison first; then math-verify's own reading of the whole response
+    (with the vetoes of ``equivalence``), so a form math-verify handles is never lost here."""
+    if gold is None or response is None:
+        return 0.0  # no gold: nothing can be right (not even "\\boxed{None}")
+    cfg = _extraction_config(extra or {})
+    g = gold_answer(gold)
+    if not g:
+        return 0.0
+    for cand in answer_candidates(response, cfg):
+        if is_equivalent(cand, g):
+            return 1.0
+    return 1.0 if math_verify_match(prepare_response(response, cfg), g) else 0.0
 
 
 _FORMAT_RE = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$", re.DOTALL)

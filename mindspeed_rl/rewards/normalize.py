@@ -43,11 +43,49 @@ def _fix_sqrt_parens(s: str) -> str:
     return "".join(out)
 
 
+# MATH writes thousands as 12,\!345 or 12{,}345; a thin space (12\,345) is the SI form.
+_THOUSANDS_RE = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3})|(?<=\d)\{,\}(?=\d{3})")
+_SPACED_THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:(?:\\[,;! ]|\\thinspace\s*|~| )\d{3})+(?![\d,])")
+# One spelling per relation: >= \ge \geqslant ≥ -> \geq, and so on (\le never eats \left).
+_RELATIONS = [
+    (re.compile(r"\\(?:geqslant|geq|ge)(?![A-Za-z])|>=|≥|⩾"), r" \\geq "),
+    (re.compile(r"\\(?:leqslant|leq|le)(?![A-Za-z])|<=|≤|⩽"), r" \\leq "),
+    (re.compile(r"\\(?:neq|ne)(?![A-Za-z])|!=|≠"), r" \\neq "),
+    (re.compile(r"\\lt(?![A-Za-z])"), " < "),
+    (re.compile(r"\\gt(?![A-Za-z])"), " > "),
+]
+_MATRIX_ENV_RE = re.compile(r"\\begin\{(?:bmatrix|Bmatrix|matrix|smallmatrix)\}|\\begin\{array\}\{[^{}]*\}")
+_MATRIX_END_RE = re.compile(r"\\end\{(?:bmatrix|Bmatrix|matrix|smallmatrix|array)\}")
+
+
+def _one_matrix_form(s: str) -> str:
+    """Every bracketed matrix as ``pmatrix``: ``[\\begin{array}{cc}..\\end{array}]``, bmatrix, ..."""
+    if "\\begin" not in s:
+        return s
+    s = re.sub(r"[\[(]\s*(\\begin\{(?:array\}\{[^{}]*|matrix)\})", r"\1", s)
+    s = re.sub(r"(\\end\{(?:array|matrix)\})\s*[\])]", r"\1", s)
+    s = _MATRIX_ENV_RE.sub(r"\\begin{pmatrix}", s)
+    s = _MATRIX_END_RE.sub(r"\\end{pmatrix}", s)
+    s = s.replace("\\hline", "")
+    # a row separator before \end adds an empty row
+    return re.sub(r"\\\\\s*(\\end\{pmatrix\})", r"\1", s)
+
+
+def normalize_relations(s: str) -> str:
+    for rx, rep in _RELATIONS:
+        s = rx.sub(rep, s)
+    return s
+
+
 def normalize_latex_answer(ans: str) -> str:
     """Light, meaning-preserving clean-up applied to both sides before any comparison."""
     s = ans.strip()
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _THOUSANDS_RE.sub(",", s)
+    s = _SPACED_THOUSANDS_RE.sub(lambda m: re.sub(r"\D", "", m.group(0)), s)
     s = _DELIMS_RE.sub("", s)
+    s = _one_matrix_form(s)
+    s = normalize_relations(s)
     s = _SPACING_RE.sub(" ", s)
     s = _DEGREE_RE.sub("", s)
     s = s.replace("\\%", "%").replace("\\$", "").replace("−", "-")
