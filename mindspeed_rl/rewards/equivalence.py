@@ -193,16 +193,20 @@ def _parse_response(text: str) -> tuple:
     return tuple(parse(text, parsing_timeout=None))
 
 
-def math_verify_match(response: str, gold: str) -> bool:
+def math_verify_match(response: str, gold: str, tried: tuple = ()) -> bool:
     """Plain math-verify on a whole response (its own extraction: boxes, "final answer" anchors,
-    the last math), gold boxed, with the same vetoes as ``is_equivalent``."""
+    the last math), gold boxed, with the same vetoes as ``is_equivalent``. ``tried``: answers
+    already compared with ``is_equivalent``; math-verify readings identical to theirs are not
+    compared again (the same sympy work, and the slow part)."""
     if not response or not gold:
         return False
     try:
         g_exprs = [g for g in parse_math(normalize_latex_answer(gold)) if not isinstance(g, str)]
         if not g_exprs:
             return False
-        p_exprs = [p for p in _parse_response(response) if not isinstance(p, str)]
+        seen = [e for t in tried for e in parse_math(normalize_latex_answer(t)) if not isinstance(e, str)]
+        p_exprs = [p for p in _parse_response(response)
+                   if not isinstance(p, str) and not any(type(p) is type(e) and p == e for e in seen)]
         if not p_exprs:
             return False
         for g in g_exprs:

@@ -149,6 +149,27 @@ def boxed_group(text: str) -> list[str]:
     return out[::-1]
 
 
+def all_boxed(text: str) -> list[str]:
+    """Contents of every complete box in order; a box inside another is part of it, and a box
+    that only wraps another box counts as that one. After a negation between two boxes
+    ("\\boxed{1}, no: \\boxed{2}") only the boxes after it count."""
+    found: list[tuple[int, int, str]] = []
+    for m in _BOX_RE.finditer(text):
+        if found and m.start() < found[-1][1]:
+            continue  # inside the previous box
+        got = _box_at(text, m)
+        if got is None:
+            continue
+        if found and _NEGATION_RE.search(text[found[-1][1] : m.start()]):
+            found = []
+        found.append((m.start(), got[0], got[1]))
+    out = []
+    for _, _, c in found:
+        inner = last_boxed(c)
+        out.append(inner if inner is not None and _BOX_RE.match(c) and _box_at(c, _BOX_RE.match(c))[0] == len(c) else c)
+    return out
+
+
 def last_boxed(text: str) -> Optional[str]:
     """Contents of the last complete ``\boxed{...}`` / ``\fbox{...}`` (or ``\boxed X``)."""
     for m in reversed(list(_BOX_RE.finditer(text))):

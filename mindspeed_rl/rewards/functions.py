@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Mapping, Optional
 
 from .equivalence import is_equivalent, math_verify_match
-from .extraction import ExtractionConfig, answer_candidates, boxed_answer, last_boxed, prepare_response
+from .extraction import ExtractionConfig, _clean, all_boxed, answer_candidates, prepare_response
 from .registry import register_reward
 
 _DEFAULT_EXTRACTION = ExtractionConfig()
@@ -31,9 +31,10 @@ def gold_answer(gold: str) -> str:
     """Gold answers may be full solutions (boxed / GSM8K ``####``): take their final answer."""
     g = str(gold)
     if "\\boxed" in g or "\\fbox" in g:
-        boxed = boxed_answer(g)  # several adjacent boxes are one answer: "\\boxed{1}, \\boxed{2}"
-        if boxed is not None:
-            return boxed
+        # A gold that boxes several things ("\\boxed{1} papers and \\boxed{2} bins") means all of them.
+        boxes = [b for b in dict.fromkeys(_clean(b) for b in all_boxed(g)) if b]
+        if boxes:
+            return ", ".join(boxes)
     if "####" in g:
         return g.rsplit("####", 1)[1].strip()
     return g.strip()
@@ -51,10 +52,11 @@ def accuracy_reward(response: str, gold: str, extra: Mapping = None) -> float:
     g = gold_answer(gold)
     if not g:
         return 0.0
-    for cand in answer_candidates(response, cfg):
+    cands = answer_candidates(response, cfg)
+    for cand in cands:
         if is_equivalent(cand, g):
             return 1.0
-    return 1.0 if math_verify_match(prepare_response(response, cfg), g) else 0.0
+    return 1.0 if math_verify_match(prepare_response(response, cfg), g, tuple(cands)) else 0.0
 
 
 _FORMAT_RE = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$", re.DOTALL)
