@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Mapping, Optional
 
 from .equivalence import is_equivalent, math_verify_match
-from .extraction import ExtractionConfig, _clean, all_boxed, answer_candidates, prepare_response
+from .extraction import ExtractionConfig, _clean, all_boxed, answer_candidates, last_boxed, prepare_response
 from .registry import register_reward
 
 _DEFAULT_EXTRACTION = ExtractionConfig()
@@ -62,10 +62,19 @@ def accuracy_reward(response: str, gold: str, extra: Mapping = None) -> float:
 _FORMAT_RE = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$", re.DOTALL)
 
 
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+def _one_of_each_tag(text: str) -> bool:
+    return all(text.count(tag) == 1 for tag in _TAGS)
+
+
 @register_reward("format")
 def format_reward(response: str, gold: str = "", extra: Mapping = None) -> float:
-    """1.0 for ``<think>...</think> <answer>...</answer>`` and nothing else."""
-    return 1.0 if _FORMAT_RE.match(response.strip()) else 0.0
+    """1.0 for ``<think>...</think> <answer>...</answer>`` and nothing else: each tag exactly once
+    (a duplicated or never-closed tag fails), think first, nothing after ``</answer>``."""
+    text = response.strip()
+    return 1.0 if _one_of_each_tag(text) and _FORMAT_RE.match(text) else 0.0
 
 
 _STRICT_RE = re.compile(r"^<think>(.*?)</think>\s*<answer>(.*?)</answer>$", re.DOTALL)
@@ -75,9 +84,8 @@ _STRICT_RE = re.compile(r"^<think>(.*?)</think>\s*<answer>(.*?)</answer>$", re.D
 def strict_format_reward(response: str, gold: str = "", extra: Mapping = None) -> float:
     """1.0 for exactly one think block, then exactly one answer block holding a ``\\boxed{}``."""
     text = response.strip()
-    for tag in ("<think>", "</think>", "<answer>", "</answer>"):
-        if text.count(tag) != 1:
-            return 0.0
+    if not _one_of_each_tag(text):
+        return 0.0
     m = _STRICT_RE.match(text)
     if not m or not m.group(1).strip():
         return 0.0
