@@ -62,9 +62,44 @@ def _read_rows(path: str) -> list[dict]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from mindspeed_rl.rewards import ExtractionConfig, RewardScorer, parse_weighted_names
+    from mindspeed_rl.rewards import parse_weighted_names
 
-    names, weights = parse_weighted_names(args.reward or ["acc"])
+    if args.workers < 0:
+        raise SystemExit(f"--workers {args.workers}: must be >= 0 (0 scores in-process, without the timeout)")
+    if not args.timeout > 0:
+        raise SystemExit(f"--timeout {args.timeout}: must be > 0 seconds")
+    try:
+        names, weights = parse_weighted_names(args.reward or ["acc"])
+    except ValueError as exc:
+        raise SystemExit(f"--reward: {exc}")
+    out = Path(args.output)
+    tmp = _open_output(out)  # an unwritable output is found before any work, not after it
+    try:
+        return _score(args, names, weights, out, tmp)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _open_output(out: Path) -> str:
+    """Create the temp file the output is written through, with normal permissions."""
+    if out.is_dir():
+        raise SystemExit(f"--output {out}: is a directory; give a file path")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise SystemExit(f"--output {out}: cannot write there ({exc.strerror}); choose a writable path")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
+    return tmp
+
+
+def _score(args, names, weights, out: Path, tmp: str) -> int:
+    from mindspeed_rl.rewards import ExtractionConfig, RewardScorer
+
     rows = _read_rows(args.input)
     for lineno, row in rows:
         for field in (args.response_field, args.gold_field):
@@ -82,22 +117,14 @@ def main(argv=None) -> int:
         scorer.wait_ready()
         totals, per_fn, metrics = scorer.score(responses, golds, extra)
 
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for i, (_, row) in enumerate(rows):
-                row = dict(row)
-                row["reward"] = totals[i]
-                for name in names:
-                    row[f"reward_{name}"] = per_fn[name][i]
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with open(tmp, "w", encoding="utf-8") as f:
+        for i, (_, row) in enumerate(rows):
+            row = dict(row)
+            row["reward"] = totals[i]
+            for name in names:
+                row[f"reward_{name}"] = per_fn[name][i]
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
 
     n = metrics["samples"]
     print(f"scored {n} rows from {args.input} -> {out}")

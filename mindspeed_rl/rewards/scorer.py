@@ -15,12 +15,17 @@ logger = logging.getLogger(__name__)
 
 def parse_weighted_names(specs: Sequence[str]) -> tuple[list[str], list[float]]:
     """``["acc", "format:0.5"]`` -> (["acc", "format"], [1.0, 0.5])."""
+    from .registry import available_rewards
+
     names, weights = [], []
     for spec in specs:
         name, weight = spec, 1.0
         head, sep, tail = spec.rpartition(":")
         if sep and _is_float(tail):  # "pkg.mod:func" keeps its colon; "acc:0.5" is a weight
             name, weight = head, float(tail)
+        elif sep and (head in available_rewards() or not tail.isidentifier()):
+            raise ValueError(f"reward {spec!r}: weight {tail!r} is not a number; write NAME:WEIGHT "
+                             "(e.g. acc:0.5) or package.module:function")
         names.append(name)
         weights.append(weight)
     return names, weights
@@ -93,6 +98,8 @@ class RewardScorer:
         specs = [function_spec(name) for name in functions]  # raises KeyError on unknown names now
         init_args = (specs, extraction, dict(function_kwargs or {}))
         self.num_workers = int(num_workers)
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers={num_workers}: must be >= 0 (0 scores in-process, without the timeout)")
         if self.num_workers > 0:
             self._pool: Optional[HardTimeoutPool] = HardTimeoutPool(
                 _init_worker, init_args, num_workers=self.num_workers, timeout_s=self.timeout_s,
