@@ -1,20 +1,24 @@
 #!/usr/bin/env python3
-"""Throughput of the ``acc`` reward on MATH-500 against plain math-verify, in the same run.
+"""Throughput and agreement of the ``acc`` reward against plain math-verify, in the same run.
 
-    python benchmarks/scorer.py [--repeat 2] [--workers 2]
+    python benchmarks/scorer.py [--rounds 3] [--workers 2] [--labelled]
 
-Responses are the reference solutions (their last \\boxed{} is the answer); golds are the
-dataset answers. Baseline: math-verify ``parse`` (gold boxed, response as is) + ``verify``,
-called directly in this process (with its default signal timeouts, main thread). Ours:
-``RewardScorer(["acc"], num_workers=N)`` with its hard per-sample timeout, start-up excluded.
-Also prints how often the two agree. A second scenario scores the rewritten answers and near
-misses of tests/rewards/labelled.py (no string-identical shortcut there).
+Scenarios: MATH-500 reference solutions against the dataset answers; the labelled answer forms of
+tests/fixtures/rewards/answer_forms.jsonl (issue 15: nine classes with hard negatives); with
+``--labelled`` also tests/rewards/labelled.py (5,000+ rewrites and near misses; slow).
+Baseline: math-verify ``verify(parse("\\boxed{gold}"), parse(response))`` in this process (its
+default signal timeouts, main thread). Ours: ``RewardScorer(["acc"], num_workers=N)`` with its
+hard per-sample timeout, start-up excluded. The two sides are timed alternately, ``--rounds``
+times each (first side swapped every round): samples/s is reported as median [min, max]. For
+labelled sets the accuracy of each side against the labels is printed, with false passes and
+false fails; for all sets, how often the two agree.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,53 +29,90 @@ DATA = Path("/work/shared/data/math/math500_test.jsonl")
 FIXTURE = ROOT / "tests" / "fixtures" / "rewards" / "math500_answers.jsonl"
 
 
-def load(repeat: int):
+def math500():
     if DATA.exists():
         rows = [json.loads(l) for l in open(DATA)]
-        responses = [r["solution"] for r in rows]
-    else:
-        rows = [json.loads(l) for l in open(FIXTURE)]
-        responses = [r["solution_tail"] for r in rows]
-    golds = [r["answer"] for r in rows]
-    return responses * repeat, golds * repeat
+        return [r["solution"] for r in rows], [r["answer"] for r in rows], None
+    rows = [json.loads(l) for l in open(FIXTURE)]
+    return [r["solution_tail"] for r in rows], [r["answer"] for r in rows], None
 
 
-def bench(title, responses, golds, workers):
+def answer_forms():
+    sys.path.insert(0, str(ROOT))
+    from tests.rewards.answer_forms import load
+
+    rows = load()
+    return [r["response"] for r in rows], [r["gold"] for r in rows], [r["correct"] for r in rows]
+
+
+def labelled_py():
+    from tests.rewards.labelled import build
+
+    cases = build()
+    return [c[0] for c in cases], [c[1] for c in cases], [c[2] for c in cases]
+
+
+def plain_math_verify(responses, golds):
     from math_verify import parse, verify
 
-    from mindspeed_rl.rewards import RewardScorer
+    out = []
+    for r, g in zip(responses, golds):
+        try:
+            out.append(bool(verify(parse("\\boxed{" + g + "}"), parse(r))))
+        except Exception:
+            out.append(False)
+    return out
 
+
+def _verdict_line(name, got, labels):
+    n = len(labels)
+    right = sum(a == b for a, b in zip(got, labels))
+    fp = sum(a and not b for a, b in zip(got, labels))
+    fn = sum(b and not a for a, b in zip(got, labels))
+    return f"  {name:<22} {right}/{n} = {100 * right / n:.2f}% right, {fp} false passes, {fn} false fails"
+
+
+def bench(title, data, scorer, rounds):
+    responses, golds, labels = data
     n = len(responses)
-    t = time.perf_counter()
-    base = [1.0 if verify(parse("\\boxed{" + g + "}"), parse(r)) else 0.0 for r, g in zip(responses, golds)]
-    base_s = time.perf_counter() - t
-    with RewardScorer(["acc"], num_workers=workers, timeout_s=10.0) as scorer:
-        scorer.wait_ready()
-        _, per_fn, m = scorer.score(responses, golds)
-    ours = per_fn["acc"]
-    agree = sum(a == b for a, b in zip(base, ours))
-    print(f"== {title}: {n} samples")
-    print(f"  math-verify parse+verify (1 process): {n / base_s:9.1f} samples/s ({base_s:.2f} s) acc {sum(base) / n:.4f}")
-    print(f"  RewardScorer acc ({workers} workers):      {n / m['seconds']:9.1f} samples/s ({m['seconds']:.2f} s) "
-          f"acc {sum(ours) / n:.4f} timeouts {m['timeouts']}")
-    print(f"  speed ratio (ours / math-verify): {base_s / m['seconds']:.2f}x; same verdict on {agree}/{n}")
+    mv_rates, our_rates = [], []
+    for k in range(rounds):
+        for side in ((0, 1) if k % 2 == 0 else (1, 0)):
+            if side == 0:
+                t = time.perf_counter()
+                base = plain_math_verify(responses, golds)
+                mv_rates.append(n / (time.perf_counter() - t))
+            else:
+                _, per_fn, m = scorer.score(responses, golds)
+                ours = [v > 0 for v in per_fn["acc"]]
+                our_rates.append(n / m["seconds"])
+    fmt = lambda r: f"{statistics.median(r):8.1f} samples/s [{min(r):.1f}, {max(r):.1f}]"
+    print(f"== {title}: {n} samples, {rounds} interleaved rounds")
+    print(f"  math-verify (1 process)  {fmt(mv_rates)}")
+    print(f"  RewardScorer acc ({scorer.num_workers} w)  {fmt(our_rates)}")
+    print(f"  speed ratio (median ours / median math-verify): {statistics.median(our_rates) / statistics.median(mv_rates):.2f}x")
+    print(f"  same verdict as math-verify on {sum(a == b for a, b in zip(base, ours))}/{n}")
+    if labels is not None:
+        print(_verdict_line("ours:", ours, labels))
+        print(_verdict_line("plain math-verify:", base, labels))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=2, help="times each MATH-500 row is scored (GRPO repeats golds)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per side")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--labelled", action="store_true", help="also score tests/rewards/labelled.py (slow)")
     args = ap.parse_args()
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    responses, golds = load(args.repeat)
-    bench(f"MATH-500 reference solutions x {args.repeat}", responses, golds, args.workers)
+    logging.getLogger("latex2sympy2_extended").setLevel(logging.ERROR)
+    from mindspeed_rl.rewards import RewardScorer
 
-    sys.path.insert(0, str(ROOT / "tests"))
-    from rewards.labelled import build
-
-    cases = build()
-    bench("rewritten answers / near misses (tests/rewards/labelled.py)", [c[0] for c in cases],
-          [c[1] for c in cases], args.workers)
+    with RewardScorer(["acc"], num_workers=args.workers, timeout_s=10.0) as scorer:
+        scorer.wait_ready()
+        bench("MATH-500 reference solutions", math500(), scorer, args.rounds)
+        bench("labelled answer forms (tests/fixtures/rewards/answer_forms.jsonl)", answer_forms(), scorer, args.rounds)
+        if args.labelled:
+            bench("rewrites / near misses (tests/rewards/labelled.py)", labelled_py(), scorer, 1)
 
 
 if __name__ == "__main__":

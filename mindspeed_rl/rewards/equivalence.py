@@ -4,6 +4,7 @@ Layers, cheapest first:
 1. normalised string equality;
 2. exact plain-number comparison (``normalize.parse_plain_number``);
 3. multiple-choice letters; comma lists with ellipses (compared element by element, in order);
+   a column vector against the same entries as a tuple;
 4. math-verify / latex2sympy2_extended for everything symbolic (sets, intervals, tuples,
    equations, matrices, radicals, pi, ...), with math-verify's own signal-based timeouts off
    (callers run this under the hard per-sample timeout of ``pool``), and with vetoes for its
@@ -12,7 +13,11 @@ Layers, cheapest first:
    - bare equations without variables, which all reduce to ``0 = 0`` (``1+1=2`` vs ``2+3=5``),
    - ``\\sqrt(2)`` parsed as nothing (``4\\sqrt(2)`` == ``4``; fixed in normalisation),
    - ellipses dropped from lists (``1,2,\\ldots,n`` vs ``1,3,\\ldots,2n-1``; layer 3),
-   - astronomically large powers (``9^{9^{9}}``) are compared structurally, never evaluated.
+   - astronomically large powers (``9^{9^{9}}``) are compared structurally, never evaluated;
+5. the same text with ``\\text{}`` placed differently (``\\text{4:30 p.m.}`` / ``4:30 \\text{ p.m.}``).
+
+``math_verify_match`` is plain math-verify on a whole response (its own extraction) with the same
+vetoes: ``acc`` uses it last, so a form math-verify reads is never lost to our extraction.
 """
 from __future__ import annotations
 
@@ -226,6 +231,39 @@ def math_verify_match(response: str, gold: str, tried: tuple = ()) -> bool:
 # public entry point
 # --------------------------------------------------------------------------------------------
 
+_COLUMN_RE = re.compile(r"^\\begin\{pmatrix\}(.*)\\end\{pmatrix\}$", re.DOTALL)
+
+
+def _column_vector(s: str) -> Optional[list[str]]:
+    """Entries of a one-column pmatrix (a vector, MATH's form for them), else None."""
+    m = _COLUMN_RE.match(s.strip())
+    if not m or "&" in m.group(1):
+        return None
+    rows = [r.strip() for r in m.group(1).split("\\\\")]
+    return rows if len(rows) >= 2 and all(rows) else None
+
+
+def _tuple_items(s: str) -> Optional[list[str]]:
+    s = s.strip()
+    for left, right in (("(", ")"), ("\\langle", "\\rangle"), ("<", ">")):
+        if s.startswith(left) and s.endswith(right):
+            return _split_top_level(s[len(left) : len(s) - len(right)])
+    return None
+
+
+def _vector_tuple_equiv(pred: str, gold: str) -> Optional[bool]:
+    """A column vector against the same entries written as a tuple ``(1, 2)``; None: not that case."""
+    gv, pv = _column_vector(gold), _column_vector(pred)
+    if (gv is None) == (pv is None):
+        return None
+    items = _tuple_items(pred if gv is not None else gold)
+    vec = gv if gv is not None else pv
+    if items is None or len(items) != len(vec):
+        return None
+    pairs = zip(items, vec) if gv is not None else zip(vec, items)
+    return all(is_equivalent(a, b) for a, b in pairs)
+
+
 def _list_with_ellipsis_equiv(pred: str, gold: str) -> bool:
     gp, pp = _split_top_level(gold), _split_top_level(pred)
     if len(gp) != len(pp):
@@ -263,6 +301,11 @@ def is_equivalent(pred: Optional[str], gold: Optional[str]) -> bool:
         p_choice = _choice_letter(p)
         if p_choice is not None:
             return p_choice == g_choice
+
+    if "pmatrix" in g or "pmatrix" in p:
+        vt = _vector_tuple_equiv(p, g)
+        if vt:
+            return True
 
     if _ELLIPSIS_RE.search(g) or _ELLIPSIS_RE.search(p):
         if "," in g or "," in p:

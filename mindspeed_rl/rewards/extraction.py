@@ -3,12 +3,17 @@
 Order of preference (the first that matches wins):
 1. ``<answer>...</answer>`` contents (the last block; a ``\\boxed{}`` inside it wins over the rest
    of its text),
-2. the last ``\\boxed{}`` / ``\\fbox{}`` with brace matching (``\\boxed 5`` too),
-3. "the (final) answer is X" / "Answer: X" (the last one, up to the end of its line),
+2. the last ``\\boxed{}`` / ``\\fbox{}`` with brace matching (``\\boxed 5`` too; a box closed by a
+   stray escaped brace, ``\\boxed{185\\}``, too); boxes right before it that only separators
+   divide from it ("\\boxed{1}, \\boxed{2} and \\boxed{3}") join it as one list answer,
+3. "the (final) answer is X" / "Answer: X", also localised (答案是, la réponse est, ...; the last
+   one, up to the end of its line),
 4. GSM8K ``#### X``,
 5. a bare short answer (the whole response is one short line, e.g. ``12.5`` or ``$\\frac12$``),
 6. a fallback (configurable): the last math environment or number in the text.
-Responses are first cut at the configured stop words.
+Responses are first cut at the configured stop words and where chat markup starts a new turn
+(``<|im_end|>``, ``<|im_start|>user``, ...). ``answer_candidates`` adds readings of the same final
+answer: the math of a boxed sentence ("\\boxed{The final answer is 34}" -> "34").
 """
 from __future__ import annotations
 

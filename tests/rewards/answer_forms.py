@@ -145,6 +145,11 @@ def matrices(rng):
         yield rf"So $\boxed{{\left[\begin{{array}}{{cc}}{changed}\end{{array}}\right]}}$", g, False, "one entry off, array"
         flipped = body.replace("-", "", 1) if "-" in body else "-" + body
         yield rf"So $\boxed{{\begin{{bmatrix}}{flipped}\end{{bmatrix}}}}$", g, False, "sign flipped"
+        if "&" not in body:  # a column vector, also written as a tuple
+            entries = [e.strip() for e in body.split(r"\\")]
+            yield rf"So $\boxed{{\left({', '.join(entries)}\right)}}$", g, True, "vector as tuple"
+            yield rf"So $\boxed{{\left({', '.join(entries[::-1])}\right)}}$", g, False, "vector as tuple, reversed"
+            yield rf"So $\boxed{{({', '.join(entries[:-1])})}}$", g, False, "vector as tuple, entry missing"
 
 
 def languages(rng):
