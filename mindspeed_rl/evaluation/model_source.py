@@ -88,7 +88,7 @@ def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional
     tmp_root = tempfile.mkdtemp(prefix="mindspeed_rl_eval_", dir=work_dir)
     try:
         hf_dir = os.path.join(tmp_root, "hf")
-        log(f"converting {source.describe()} to HF in {hf_dir}")
+        log(f"converting Megatron checkpoint {source.describe()} to HF in {hf_dir}")
         mcore_to_hf(path, hf_dir, hf_config_dir=hf_config_dir, iteration=source.iteration, quiet=True)
         yield {"path": path, "source": "megatron" if source.kind == "converted" else "run",
                "iteration": source.iteration, "hf_dir": hf_dir, "tokenizer": tok,

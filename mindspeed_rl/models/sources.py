@@ -105,8 +105,9 @@ class MegatronSource:
 
     def describe(self) -> str:
         m = self.meta
-        return (f"{self.kind} checkpoint {self.root} iteration {self.iteration}: tp={m['tp']} pp={m['pp']} "
-                f"layers/stage={m.get('num_layer_list')} dtype={m.get('params_dtype')}")
+        kind = "GRPO run" if self.kind == "run" else "converted"
+        return (f"{self.root} ({kind} checkpoint, iteration {self.iteration}, tp={m['tp']} pp={m['pp']} "
+                f"layers/stage={m.get('num_layer_list') or 'even'} dtype={m.get('params_dtype')})")
 
 
 def _choose_iteration(root: str, iteration: Optional[int], complete: Callable[[int], bool], log) -> int:
