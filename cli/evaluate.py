@@ -118,7 +118,8 @@ def _table_data(config_name: str, config_dir) -> dict | None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    # intermixed: overrides may come before, between or after the flags
+    args = build_parser().parse_intermixed_args(argv)
     if args.models:  # nargs="+" also swallows the overrides that follow; hand them back
         args.overrides = [m for m in args.models if "=" in m] + list(args.overrides)
         args.models = [m for m in args.models if "=" not in m]

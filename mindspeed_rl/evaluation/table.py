@@ -248,6 +248,8 @@ def run_table(spec: TableSpec, models: Sequence[str], overrides: Sequence[str], 
                 log(f"skipping {b.label} for {label}: {exc}")
                 cells[b.id] = Cell(None, metric_name(b.metric, cfg.n), None, "data missing")
                 continue
+            log(f"{label} / {b.label}: the same as cli/evaluate.py --config-name {b.config} --model {path} "
+                + " ".join([*b.overrides, *common, *own[b.id], f"output_dir={out}"]))
             todo.append((b, cfg))
         if todo:
             log(f"== {label}: {', '.join(b.label for b, _ in todo)}")
