@@ -203,6 +203,18 @@ def run_table_cli(args, data: dict) -> int:
     source = f"eval table config '{args.config_name}'"
     spec = parse_table_spec(data, source)
     models = list(args.models or []) + ([args.model] if args.model else [])
+    if args.print_config:  # each benchmark's resolved settings (what its cells run with)
+        import dataclasses
+
+        import yaml
+
+        from mindspeed_rl.evaluation.table import split_overrides
+
+        common, own = split_overrides(flag_overrides(args) + list(args.overrides), [b.id for b in spec.benchmarks])
+        for b in spec.benchmarks:
+            cfg = load_eval_config(b.config, [*b.overrides, *common, *own[b.id]], args.config_dir)
+            print(f"# {b.id}: {b.label} {b.metric}\n" + yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        return 0
     problems = []
     if not models:
         problems.append(Problem("--models", None, "no model given", "pass --model PATH or --models PATH [PATH ...]"))
