@@ -2,13 +2,14 @@
 
 Where the choice is looked for, most formal first; the first place that holds a choice decides:
 
-1. the last ``\\boxed{...}``                 ``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{C}}``, ``\\boxed{C) 42}``
-2. the last ``<answer>...</answer>``          ``<answer>C</answer>``, ``<answer>(C) 42</answer>``
+1. the last ``<answer>...</answer>`` (a box inside it first)   ``<answer>C</answer>``, ``<answer>(C) 42</answer>``
+2. the last ``\\boxed{...}``                 ``\\boxed{C}``, ``\\boxed{(C)}``, ``\\boxed{\\text{C}}``, ``\\boxed{C) 42}``
 3. the last answer phrase                    "the answer is (C)", "Answer: C", "correct option is C."
 4. a response that is only a choice          "C", "(C)", "C."
 
 Guards: several different letters in the deciding place ("A and C", "\\boxed{A, C}", "the answer
-is A or C") mean no answer, as does a deciding place that holds no choice; a letter only counts
+is A or C") mean no answer (the later places are not consulted); a place without any choice
+(``\\boxed{42}``) passes to the next; a letter only counts
 as a choice standing alone (``Carbon``, ``CO2``, ``B12``, "A large value" hold none); letters are
 upper case (the article "a" is not choice A).
 """
@@ -101,14 +102,11 @@ def extract_choice(response: str, letters: str = LETTERS) -> Optional[str]:
     """The chosen letter, or None (no choice, or several)."""
     if not response:
         return None
-    for segment in reversed(_boxed_contents(response)):
-        letter, decided = parse_choice_segment(segment, letters)
-        if decided:
-            return letter
-        break  # the last box is the final answer; a non-choice box falls through to the tags
     tags = re.findall(r"<answer>(.*?)</answer>", response, re.DOTALL)
-    if tags:
-        letter, decided = parse_choice_segment(tags[-1], letters)
+    # the final answer tag first (a box inside it, then the tag itself), then the last box anywhere
+    segments = ([*(_boxed_contents(tags[-1])[-1:]), tags[-1]] if tags else []) + _boxed_contents(response)[-1:]
+    for segment in segments:
+        letter, decided = parse_choice_segment(segment, letters)
         if decided:
             return letter
     letter, decided = _phrase_choice(response, letters)

@@ -27,6 +27,9 @@ CASES = [
     (r"<answer>\boxed{B}</answer>", "B"),
     ("<answer>A) 17 m/s</answer>", "A"),
     ("<answer>x</answer> <answer>D</answer>", "D"),
+    (r"<think>maybe \boxed{A}</think> <answer>B</answer>", "B"),  # the answer tag is final, not the box in <think>
+    (r"<answer>so \boxed{D}, not A</answer>", "D"),
+    (r"\boxed{C} <answer>see above</answer>", "C"),
     # phrases
     ("The answer is (C).", "C"),
     ("So the correct answer is B.", "B"),
