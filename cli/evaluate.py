@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Evaluate a model on MATH-500 / AIME24 / GSM8K or any jsonl/parquet file.
+"""Evaluate a model on MATH-500 / AIME24 / GSM8K / GPQA Diamond or any jsonl/parquet file.
 
     python cli/evaluate.py --model PATH --dataset math500 --data-path math500_test.jsonl --n 16
     python cli/evaluate.py --config-name aime24 model=PATH dataset.path=aime24.jsonl sampling.seed=1
+    python cli/evaluate.py --config-name gpqa_diamond --model PATH dataset.path=gpqa_diamond.csv
+    python cli/evaluate.py --config-name r1zero_table --models CKPT/iter_0000030 CKPT/iter_0000060 \
+        math500.dataset.path=math500.jsonl aime24.n=4
 
-PATH is a HF model directory or a Megatron checkpoint (converted to HF on the fly). Writes
+PATH is a HF model directory, a converted Megatron checkpoint or a GRPO run checkpoint
+(megatron_training.save or one of its iter_N directories; converted to HF on the fly). Writes
 samples.jsonl (resumable: rerun the same command after an interruption), report.json (numbers
-and the exact settings) and report.png under output_dir.
+and the exact settings) and report.png under output_dir. A table config (r1zero_table) runs
+several benchmarks on one or more models and writes table.csv and table.png beside the
+per-benchmark outputs.
 """
 from __future__ import annotations
 
@@ -42,7 +48,10 @@ def _epilog() -> str:
 def build_parser():
     parser = config_arg_parser("evaluate.py", __doc__.split("\n\n")[0], default_config="default", epilog=_epilog())
     parser.set_defaults(config_dir=str(EVAL_CONFIG_DIR))
-    parser.add_argument("--model", help="HF model directory or Megatron checkpoint")
+    parser.add_argument("--model", help="HF model directory, Megatron checkpoint or GRPO run checkpoint")
+    parser.add_argument("--models", nargs="+", metavar="PATH",
+                        help="table configs: several models / run checkpoints, one table row each "
+                             "(arguments with '=' after them are overrides)")
     parser.add_argument("--tokenizer", help="tokenizer directory (default: the model's)")
     parser.add_argument("--dataset", help="math500, aime24, gsm8k, or a json/jsonl/parquet file "
                                           "(then set dataset.problem_key / dataset.answer_key)")
@@ -94,8 +103,34 @@ def load_eval_config(config_name: str, overrides: list[str], config_dir=None) ->
     return check_eval_config(from_dict(EvalConfig, data, source=source), source)
 
 
+def _table_data(config_name: str, config_dir) -> dict | None:
+    """The raw YAML of ``config_name`` when it is a table config (it has a ``table:`` section)."""
+    import yaml
+
+    from mindspeed_rl.evaluation.table import is_table_config
+
+    path = Path(config_dir or EVAL_CONFIG_DIR) / (config_name if config_name.endswith(".yaml") else f"{config_name}.yaml")
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    return data if is_table_config(data) else None
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    # intermixed: overrides may come before, between or after the flags
+    args = build_parser().parse_intermixed_args(argv)
+    if args.models:  # nargs="+" also swallows the overrides that follow; hand them back
+        args.overrides = [m for m in args.models if "=" in m] + list(args.overrides)
+        args.models = [m for m in args.models if "=" not in m]
+    table = _table_data(args.config_name, args.config_dir)
+    if table is not None:
+        return run_table_cli(args, table)
+    if args.models:
+        from mindspeed_rl.config.errors import ConfigError, Problem
+
+        raise ConfigError([Problem("--models", args.models, "only table configs take several models",
+                                   "use --model PATH, or --config-name r1zero_table")])
     cfg = load_eval_config(args.config_name, flag_overrides(args) + list(args.overrides), args.config_dir)
     if args.print_config:
         import dataclasses
@@ -122,21 +157,78 @@ def main(argv=None) -> int:
 
 
 def run(cfg: EvalConfig) -> int:
+    evaluate_model(cfg.model, [cfg])
+    return 0
+
+
+def evaluate_model(model_path: str, cfgs: list) -> list:
+    """Run the evaluations ``cfgs`` (one model, any datasets) on one loaded / converted model;
+    returns their reports. The table runs its cells through here as the single run does."""
+    import dataclasses
+
     from mindspeed_rl.evaluation.datasets import load_problems
     from mindspeed_rl.evaluation.model_source import hf_model_dir
     from mindspeed_rl.evaluation.runner import evaluate
 
-    dataset = load_problems(cfg.dataset)  # fail on data problems before loading any weights
-    with hf_model_dir(cfg.model, tokenizer=cfg.tokenizer) as model:
+    datasets = [load_problems(cfg.dataset) for cfg in cfgs]  # fail on data problems before loading any weights
+    tokenizers = {cfg.tokenizer for cfg in cfgs}
+    if len(tokenizers) > 1:
+        from mindspeed_rl.config.errors import ConfigError, Problem
+
+        raise ConfigError([Problem("tokenizer", sorted(map(str, tokenizers)), "differs between the benchmarks of one model",
+                                   "set one tokenizer for all of them")])
+    reports = []
+    with hf_model_dir(model_path, tokenizer=cfgs[0].tokenizer) as model:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model["tokenizer"])
-        engine = build_engine(cfg, model["hf_dir"])
+        engines: dict = {}
         try:
-            evaluate(engine, tokenizer, cfg, dataset,
-                     model_info={k: v for k, v in model.items() if k not in ("hf_dir",)})
+            for cfg, dataset in zip(cfgs, datasets):
+                key = repr((dataclasses.asdict(cfg.engine), cfg.sampling.seed if cfg.engine.backend == "vllm" else None))
+                if key not in engines:
+                    engines[key] = build_engine(cfg, model["hf_dir"])
+                reports.append(evaluate(engines[key], tokenizer, cfg, dataset,
+                                        model_info={k: v for k, v in model.items() if k not in ("hf_dir",)}))
         finally:
-            engine.shutdown()
+            for engine in engines.values():
+                engine.shutdown()
+    return reports
+
+
+def run_table_cli(args, data: dict) -> int:
+    from mindspeed_rl.config.errors import ConfigError, Problem
+    from mindspeed_rl.evaluation.table import parse_table_spec, run_table
+
+    source = f"eval table config '{args.config_name}'"
+    spec = parse_table_spec(data, source)
+    models = list(args.models or []) + ([args.model] if args.model else [])
+    if args.print_config:  # each benchmark's resolved settings (what its cells run with)
+        import dataclasses
+
+        import yaml
+
+        from mindspeed_rl.evaluation.table import split_overrides
+
+        common, own = split_overrides(flag_overrides(args) + list(args.overrides), [b.id for b in spec.benchmarks])
+        for b in spec.benchmarks:
+            cfg = load_eval_config(b.config, [*b.overrides, *common, *own[b.id]], args.config_dir)
+            print(f"# {b.id}: {b.label} {b.metric}\n" + yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+        return 0
+    problems = []
+    if not models:
+        problems.append(Problem("--models", None, "no model given", "pass --model PATH or --models PATH [PATH ...]"))
+    for flag, value in (("--dataset", args.dataset), ("--data-path", args.data_path)):
+        if value:
+            problems.append(Problem(flag, value, "a table has its own datasets",
+                                    "set <benchmark>.dataset.path=FILE (e.g. math500.dataset.path=math500.jsonl)"))
+    if problems:
+        raise ConfigError(problems, source)
+    flags = [o for o in flag_overrides(args) if not o.startswith(("model=", "output_dir="))]
+    output_dir = args.output_dir or data.get("output_dir") or os.path.join("outputs", "eval", spec.name)
+    chart = bool(data.get("chart", True))
+    run_table(spec, models, flags + list(args.overrides), output_dir,
+              lambda name, overrides: load_eval_config(name, overrides, args.config_dir), evaluate_model, chart=chart)
     return 0
 
 

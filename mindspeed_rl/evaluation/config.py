@@ -27,6 +27,7 @@ class DatasetConfig:
     id_key: Optional[str] = option(None, "Column with a stable problem id (empty: the row index)")
     start: int = option(0, "First problem (row index) to evaluate")
     max_problems: Optional[int] = option(None, "Evaluate at most this many problems from `start` (empty: all)")
+    choice_seed: int = option(0, "Multiple-choice presets (gpqa_diamond): seed of the per-problem shuffle of the choices")
 
 
 @dataclass
@@ -51,6 +52,8 @@ class ScorerConfig:
     correct_threshold: float = option(1.0, "Score of correct_function that counts as correct")
     num_workers: int = option(2, "Scorer processes (0: in-process, no timeout; debugging only)")
     timeout_s: float = option(10.0, "Hard per-sample scoring timeout in seconds (a timeout counts as wrong)")
+    answer_format: Literal["math", "choice"] = option(
+        "math", "math: final answers are expressions; choice: a letter A-D (extracted answer and maj@k vote key)")
 
 
 @dataclass
@@ -116,6 +119,17 @@ def check_eval_config(cfg: EvalConfig, source: str = "eval config") -> EvalConfi
     if cfg.scorer.correct_function and cfg.scorer.correct_function not in cfg.scorer.functions:
         problems.append(Problem("scorer.correct_function", cfg.scorer.correct_function,
                                 f"not in scorer.functions {cfg.scorer.functions}", "add it to scorer.functions"))
+    from .datasets import PRESETS
+
+    preset = PRESETS.get(cfg.dataset.name)
+    if preset is not None and preset.kind == "choice" and cfg.scorer.answer_format != "choice":
+        problems.append(Problem("scorer.answer_format", cfg.scorer.answer_format,
+                                f"dataset {cfg.dataset.name} is multiple choice",
+                                f"use --config-name {cfg.dataset.name} (or scorer.answer_format=choice "
+                                f"scorer.functions=[{CHOICE_REWARD}])"))
     if problems:
         raise ConfigError(problems, source)
     return cfg
+
+
+CHOICE_REWARD = "mindspeed_rl.evaluation.choice:choice_accuracy"

@@ -28,6 +28,7 @@ class DatasetPreset:
     subject_key: Optional[str] = None
     level_key: Optional[str] = None
     id_key: Optional[str] = None
+    kind: str = "open"  # "open": free-form answers; "choice": multiple choice (choice_datasets)
 
 
 # File names follow /work-style data directories (README of the data folder); the path is
@@ -36,7 +37,19 @@ PRESETS: Dict[str, DatasetPreset] = {
     "math500": DatasetPreset("math/math500_test.jsonl", "problem", "answer", "subject", "level", "unique_id"),
     "aime24": DatasetPreset("math/aime24_qwen25math.jsonl", "problem", "answer", None, None, "id"),
     "gsm8k": DatasetPreset("math/gsm8k_test.jsonl", "question", "answer"),
+    # gated: read from the user's file only (choice_datasets.GPQA_SOURCE); answers shuffled per problem
+    "gpqa_diamond": DatasetPreset("gpqa/gpqa_diamond.csv", "Question", "Correct Answer", "High-level domain", None,
+                                  "Record ID", kind="choice"),
 }
+
+
+class DataMissingError(InputError):
+    """The dataset's file is not there (or not configured): a table run skips the benchmark."""
+
+
+def is_choice_dataset(cfg: DatasetConfig) -> bool:
+    preset = PRESETS.get(cfg.name)
+    return preset is not None and preset.kind == "choice"
 DATA_DIR_ENV = "MINDSPEED_RL_DATA_DIR"
 
 
@@ -76,7 +89,11 @@ def resolve_dataset(cfg: DatasetConfig) -> DatasetConfig:
     if not out.path:
         data_dir = os.environ.get(DATA_DIR_ENV)
         if not data_dir:
-            raise InputError(
+            if preset.kind == "choice":
+                from .choice_datasets import missing_file_message
+
+                raise DataMissingError(missing_file_message(cfg.name, "no dataset.path given"))
+            raise DataMissingError(
                 f"dataset.name={cfg.name!r}: no file given; set dataset.path=<{Path(preset.file).name}> "
                 f"(or {DATA_DIR_ENV}=<dir holding {preset.file}>)")
         out.path = str(Path(data_dir) / preset.file)
@@ -91,9 +108,49 @@ def _text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) else None
 
 
+def check_data_present(cfg: DatasetConfig) -> DatasetConfig:
+    """``cfg`` resolved; DataMissingError when its file is not there (before anything is read)."""
+    cfg = resolve_dataset(cfg)
+    if not any(c in str(cfg.path) for c in "*?[,") and not Path(cfg.path).exists():
+        if is_choice_dataset(cfg):
+            from .choice_datasets import missing_file_message
+
+            raise DataMissingError(missing_file_message(cfg.name, cfg.path))
+        raise DataMissingError(f"dataset {cfg.name}: {cfg.path} not found; set dataset.path=<file> "
+                               f"(or {DATA_DIR_ENV}=<dir holding {PRESETS[cfg.name].file if cfg.name in PRESETS else 'it'}>)")
+    return cfg
+
+
+def _load_choice_problems(cfg: DatasetConfig) -> LoadedDataset:
+    from .choice_datasets import read_choice_rows
+
+    files = expand_inputs(cfg.path)
+    stop = None if cfg.max_problems is None else cfg.start + cfg.max_problems
+    problems: List[EvalProblem] = []
+    digest = hashlib.sha256()
+    offset = 0
+    for path in files:
+        count = 0
+        for row in read_choice_rows(Path(path), cfg.id_key, cfg.subject_key, cfg.choice_seed):
+            index = offset + row["index"]
+            count += 1
+            if index < cfg.start or (stop is not None and index >= stop):
+                continue
+            problems.append(EvalProblem(index, row["id"], row["problem"], row["answer"], row["groups"]))
+            digest.update(json.dumps([index, row["problem"], row["answer"]]).encode())
+        offset += count
+    if not problems:
+        raise InputError(f"dataset {cfg.name!r} at {cfg.path}: no problems at start={cfg.start}; lower dataset.start")
+    keys = {k: getattr(cfg, k) for k in ("problem_key", "answer_key", "subject_key", "level_key", "id_key")}
+    keys["choice_seed"] = cfg.choice_seed
+    return LoadedDataset(cfg.name, [str(f) for f in files], problems, digest.hexdigest(), keys)
+
+
 def load_problems(cfg: DatasetConfig) -> LoadedDataset:
     """Read, validate and slice the problems ``cfg`` names."""
-    cfg = resolve_dataset(cfg)
+    cfg = check_data_present(cfg)
+    if is_choice_dataset(cfg):
+        return _load_choice_problems(cfg)
     files = expand_inputs(cfg.path)
     problems: List[EvalProblem] = []
     stop = None if cfg.max_problems is None else cfg.start + cfg.max_problems

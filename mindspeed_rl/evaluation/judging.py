@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence
 from mindspeed_rl.rewards import ExtractionConfig, RewardScorer, extract_answer
 from mindspeed_rl.rewards.normalize import normalize_latex_answer, parse_plain_number
 
+from .choice import extract_choice
 from .config import ScorerConfig
 
 
@@ -53,11 +54,14 @@ class Judge:
         for key in self.stats:
             self.stats[key] += int(metrics.get(key, 0))
         out = []
+        choice = self.cfg.answer_format == "choice"
         for i, response in enumerate(responses):
             rewards = {name: float(values[i]) for name, values in per_fn.items()}
-            extracted = extract_answer(response, self.extraction).answer
-            out.append(Judgement(rewards[self.correct_function] >= self.cfg.correct_threshold, rewards,
-                                 extracted, answer_key(response, self.extraction)))
+            if choice:  # the chosen letter is both the extracted answer and the vote key
+                extracted = key = extract_choice(response)
+            else:
+                extracted, key = extract_answer(response, self.extraction).answer, answer_key(response, self.extraction)
+            out.append(Judgement(rewards[self.correct_function] >= self.cfg.correct_threshold, rewards, extracted, key))
         return out
 
     def close(self) -> None:

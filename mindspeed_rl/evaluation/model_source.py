@@ -1,8 +1,9 @@
 """Where the weights come from: a HF directory as is, or a Megatron checkpoint converted on the fly.
 
-A Megatron checkpoint (``latest_checkpointed_iteration.txt`` or ``iter_*`` directories) is
-converted with ``mindspeed_rl.models.convert.mcore_to_hf`` into a temporary HF directory that is
-deleted afterwards. The converter keeps the HF config and tokenizer in the checkpoint's
+A Megatron checkpoint (a ``tools/convert`` output, a GRPO run's ``megatron_training.save``
+directory or one of its ``iter_N`` directories) is converted with
+``mindspeed_rl.models.convert.mcore_to_hf`` into a temporary HF directory that is deleted
+afterwards. Converted and run checkpoints keep the HF config and tokenizer in their
 ``hf_config/``; a checkpoint without them needs ``tokenizer=`` (and the converter's
 ``hf_config_dir``) from the user.
 """
@@ -30,8 +31,10 @@ def megatron_iterations(path: str) -> list[int]:
 
 def is_megatron_checkpoint(path: str) -> bool:
     from mindspeed_rl.models.mcore_checkpoint import TRACKER
+    from mindspeed_rl.models.sources import RUN_STATE
 
-    return os.path.isfile(os.path.join(path, TRACKER)) or bool(megatron_iterations(path))
+    return (os.path.isfile(os.path.join(path, TRACKER)) or os.path.isfile(os.path.join(path, RUN_STATE))
+            or bool(megatron_iterations(path)))
 
 
 def is_hf_directory(path: str) -> bool:
@@ -73,26 +76,22 @@ def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional
         raise ModelSourceError(
             f"model={path}: neither a HF model directory (no config.json) nor a Megatron checkpoint "
             f"(no latest_checkpointed_iteration.txt or iter_* directories); found {sorted(os.listdir(path))[:10]}")
-    from mindspeed_rl.models import mcore_checkpoint as mc
     from mindspeed_rl.models.convert import mcore_to_hf
+    from mindspeed_rl.models.sources import open_megatron_checkpoint
 
-    if iteration is None:
-        if os.path.isfile(os.path.join(path, mc.TRACKER)):
-            iteration = mc.read_tracker(path)
-        else:
-            iteration = megatron_iterations(path)[-1]
-            log(f"{path}: no {mc.TRACKER}; using the latest iteration directory, iter_{iteration:07d}")
-    side = hf_config_dir or os.path.join(path, mc.HF_CONFIG_DIR)
-    tok = tokenizer or (side if os.path.isdir(side) else None)
+    source = open_megatron_checkpoint(path, iteration, log=log)
+    side = hf_config_dir or source.side_dir
+    tok = tokenizer or side
     if tok is None:
-        raise ModelSourceError(f"model={path}: the checkpoint has no {mc.HF_CONFIG_DIR}/ with a tokenizer; "
-                               "pass tokenizer=<HF tokenizer directory>")
+        raise ModelSourceError(f"model={path}: the checkpoint has no hf_config/ with a tokenizer; "
+                               "pass tokenizer=<HF tokenizer directory> (and hf_config_dir for a run checkpoint)")
     tmp_root = tempfile.mkdtemp(prefix="mindspeed_rl_eval_", dir=work_dir)
     try:
         hf_dir = os.path.join(tmp_root, "hf")
-        log(f"converting Megatron checkpoint {path} (iteration {iteration}) to HF in {hf_dir}")
-        mcore_to_hf(path, hf_dir, hf_config_dir=hf_config_dir, iteration=iteration, quiet=True)
-        yield {"path": path, "source": "megatron", "iteration": iteration, "hf_dir": hf_dir, "tokenizer": tok,
-               "weights": weights_signature(mc.iteration_dir(path, iteration))}
+        log(f"converting Megatron checkpoint {source.describe()} to HF in {hf_dir}")
+        mcore_to_hf(path, hf_dir, hf_config_dir=hf_config_dir, iteration=source.iteration, quiet=True)
+        yield {"path": path, "source": "megatron" if source.kind == "converted" else "run",
+               "iteration": source.iteration, "hf_dir": hf_dir, "tokenizer": tok,
+               "weights": weights_signature(source.weights_dir)}
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)

@@ -26,6 +26,7 @@ from mindspeed_rl.models.hf_checkpoint import (
     dtype_from_str,
     materialize,
 )
+from mindspeed_rl.models.sources import SIDE_DIR, open_megatron_checkpoint
 
 # Read/write granularity for big tensors. Above glibc's largest dynamic mmap threshold (32 MiB),
 # so each chunk is its own mapping and goes back to the OS when freed instead of staying in the heap.
@@ -203,8 +204,9 @@ class _StageFiles:
     them again would simply fault them back in from the file), and re-opening bounds the rest.
     """
 
-    def __init__(self, root: str, iteration: int, pp_rank: int, meta: dict, budget: int):
-        self.paths = [mc.rank_file(root, iteration, r, pp_rank, int(meta["pp"])) for r in range(int(meta["tp"]))]
+    def __init__(self, source, pp_rank: int, budget: int):
+        self.paths = [source.rank_path(r, pp_rank) for r in range(int(source.meta["tp"]))]
+        self.load = source.load_model_state
         self.budget = budget
         self._sds = None
         self._touched = 0
@@ -214,7 +216,9 @@ class _StageFiles:
             if not os.path.isfile(path):
                 raise CheckpointError(f"{path}: missing rank file")
             try:
-                sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["model"]
+                sd = self.load(path)
+            except CheckpointError:
+                raise
             except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
                 raise CheckpointError(f"{path}: unreadable Megatron rank file ({exc})") from None
             absent = [n for n in expected if n not in sd]
@@ -225,7 +229,7 @@ class _StageFiles:
     def shards(self, name: str) -> list[torch.Tensor]:
         if self._sds is None or self._touched > self.budget:
             self._sds = None
-            self._sds = [torch.load(p, map_location="cpu", weights_only=True, mmap=True)["model"] for p in self.paths]
+            self._sds = [self.load(p) for p in self.paths]
             self._touched = 0
         out = [sd[name] for sd in self._sds]
         self._touched += sum(t.nbytes for t in out)
@@ -288,10 +292,16 @@ def mcore_to_hf(
     quiet: bool = False,
     read_budget: int = 256 * 2**20,
 ) -> dict:
-    """Convert Megatron rank files (written by ``hf_to_mcore`` or saved by the engine) to HF safetensors."""
-    meta = mc.read_meta(load_dir)
-    iteration = mc.read_tracker(load_dir) if iteration is None else iteration
-    side_dir = hf_config_dir or os.path.join(load_dir, mc.HF_CONFIG_DIR)
+    """Convert Megatron weights to HF safetensors: a converted checkpoint (``hf_to_mcore``), a GRPO
+    run's save directory or one of its ``iter_N`` directories (``iteration`` picks one; default: the
+    latest), at the TP/PP layout they were written with."""
+    source = open_megatron_checkpoint(load_dir, iteration, log=lambda *a: None if quiet else print(*a))
+    meta = source.meta
+    side_dir = hf_config_dir or source.side_dir
+    if source.kind == "run" and side_dir is None:
+        raise CheckpointError(
+            f"{source.weights_dir}: this run checkpoint has no {SIDE_DIR}/ with the tokenizer (saved before run "
+            "checkpoints carried it); pass --hf-config-dir <the HF model / tokenizer directory the run trained from>")
     bridge = get_bridge(hf_config_dir if hf_config_dir else meta["hf_config"])
     tp, pp = int(meta["tp"]), int(meta["pp"])
     counts = meta.get("num_layer_list")
@@ -301,7 +311,7 @@ def mcore_to_hf(
     plans = [[s for s in bridge.stage_params(p, pp, padded, counts)
               if not s.is_tied_copy]
              for p in range(pp)]
-    stages = [_StageFiles(load_dir, iteration, p, meta, read_budget) for p in range(pp)]
+    stages = [_StageFiles(source, p, read_budget) for p in range(pp)]
     for stage, plan in zip(stages, plans):
         stage.check([s.mcore_name for s in plan])
     hf_shapes = bridge.hf_shapes()
@@ -340,13 +350,16 @@ def mcore_to_hf(
         if nshards > 1:
             with open(os.path.join(tmp, INDEX_NAME), "w", encoding="utf-8") as f:
                 json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f, indent=2)
-        copied = copy_side_files(side_dir, tmp) if os.path.isdir(side_dir) else []
+        copied = copy_side_files(side_dir, tmp) if side_dir and os.path.isdir(side_dir) else []
         if "config.json" not in copied:
             cfg = dict(meta["hf_config"])
             with open(os.path.join(tmp, "config.json"), "w", encoding="utf-8") as f:
                 json.dump(cfg, f, indent=2)
         _set_config_dtype(os.path.join(tmp, "config.json"), out_dtype)
-    return {"shards": nshards, "bytes": total, "dtype": DTYPE_NAMES[out_dtype], "side_files": copied}
+        if source.kind == "run":
+            write_generation_config(tmp, meta["hf_config"], source.export.get("stop_token_ids") or [])
+    return {"shards": nshards, "bytes": total, "dtype": DTYPE_NAMES[out_dtype], "side_files": copied,
+            "source": source.describe()}
 
 
 def _set_config_dtype(path: str, dtype: torch.dtype) -> None:
@@ -359,3 +372,27 @@ def _set_config_dtype(path: str, dtype: torch.dtype) -> None:
         json.dump(cfg, f, indent=2)
         f.write("\n")
 
+
+
+def write_generation_config(hf_dir: str, hf_config: dict, stop_token_ids) -> None:
+    """Make ``generation_config.json`` stop where the run's rollouts stopped: the config's EOS plus
+    the template's stop tokens the run recorded (kept as is when they are already listed)."""
+    path = os.path.join(hf_dir, "generation_config.json")
+    gen = {}
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            gen = json.load(f)
+    eos = gen.get("eos_token_id", hf_config.get("eos_token_id"))
+    eos = [] if eos is None else (list(eos) if isinstance(eos, (list, tuple)) else [eos])
+    for t in stop_token_ids:
+        if int(t) not in eos:
+            eos.append(int(t))
+    if eos:
+        gen["eos_token_id"] = eos[0] if len(eos) == 1 else eos
+    for key in ("bos_token_id", "pad_token_id"):
+        if key not in gen and hf_config.get(key) is not None:
+            gen[key] = hf_config[key]
+    gen.setdefault("transformers_version", hf_config.get("transformers_version", ""))
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(gen, f, indent=2)
+        f.write("\n")

@@ -276,9 +276,13 @@ class GRPOTrainer:
         def write_parts(tmp: Path) -> None:
             self.actor.run("save", str(tmp))
 
+        # what an export needs besides the weights (tools/convert mcore2hf, cli/evaluate.py)
+        hf_dir = self.cfg.model.hf_config_dir or mt.tokenizer_name_or_path
+        export = {"hf_config_dir": os.path.abspath(hf_dir), "tokenizer": os.path.abspath(mt.tokenizer_name_or_path),
+                  "template": self.dataset.template.name, "stop_token_ids": list(self.stop_ids)}
         state = {"sampler": self.sampler.state_dict(), "config_hash": config_hash(self.cfg),
-                 "torch_rng": torch.get_rng_state().tolist()}
-        return save_checkpoint(mt.save, iteration, state, write_parts)
+                 "torch_rng": torch.get_rng_state().tolist(), "export": export}
+        return save_checkpoint(mt.save, iteration, state, write_parts, side_dirs=[hf_dir, mt.tokenizer_name_or_path])
 
     def resume(self) -> int:
         mt = self.cfg.megatron_training

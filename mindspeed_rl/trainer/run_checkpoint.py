@@ -5,7 +5,10 @@ Layout (Megatron-style, so tools that read ``latest_checkpointed_iteration.txt``
     save_dir/
       latest_checkpointed_iteration.txt     written last, by atomic replace
       iter_0000010/
-        run_state.json                      iteration, sampler state, consumed prompts, config hash
+        run_state.json                      iteration, sampler state, consumed prompts, config hash,
+                                            "export": what mcore2hf needs (tokenizer source, stop ids)
+        hf_config/                          config.json, tokenizer and generation config files, so the
+                                            checkpoint exports on its own (tools/convert mcore2hf)
         driver_rng.pt                       the driver's RNG state
         actor/ ...                          the actor engine's own files (model, optimizer, RNG)
 
@@ -18,9 +21,10 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 TRACKER = "latest_checkpointed_iteration.txt"
+SIDE_DIR = "hf_config"
 
 
 def iteration_dir(save_dir: str | Path, iteration: int) -> Path:
@@ -41,8 +45,10 @@ def latest_iteration(save_dir: str | Path) -> int | None:
 
 
 def save_checkpoint(save_dir: str | Path, iteration: int, run_state: dict[str, Any],
-                    write_parts: Callable[[Path], None], keep_last: int = 0) -> Path:
-    """``write_parts(tmp_dir)`` writes the engines' files; then run_state.json, rename, tracker."""
+                    write_parts: Callable[[Path], None], keep_last: int = 0,
+                    side_dirs: Sequence[str | Path] = ()) -> Path:
+    """``write_parts(tmp_dir)`` writes the engines' files; then hf_config/ (the small non-weight
+    files of ``side_dirs``, later ones winning), run_state.json, rename, tracker."""
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
     for stale in save_dir.glob("iter_*.tmp"):
@@ -51,6 +57,12 @@ def save_checkpoint(save_dir: str | Path, iteration: int, run_state: dict[str, A
     tmp = final.with_name(final.name + ".tmp")
     tmp.mkdir(parents=True)
     write_parts(tmp)
+    if side_dirs:
+        from mindspeed_rl.models.convert import copy_side_files
+
+        for src in side_dirs:
+            if src and Path(src).is_dir():
+                copy_side_files(str(src), str(tmp / SIDE_DIR))
     with open(tmp / "run_state.json", "w", encoding="utf-8") as f:
         json.dump({"iteration": iteration, **run_state}, f, indent=1)
         f.flush()

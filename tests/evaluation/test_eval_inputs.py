@@ -150,6 +150,12 @@ def test_model_source_detection_and_errors(tmp_path):
     mc = tmp_path / "mc"
     (mc / "iter_0000020").mkdir(parents=True)
     assert is_megatron_checkpoint(str(mc))
+    from mindspeed_rl.models import CheckpointError
+
+    with pytest.raises(CheckpointError, match="neither a converted Megatron checkpoint.*nor a GRPO run checkpoint"):
+        with hf_model_dir(str(mc), log=lambda s: None):
+            pass
+    (mc / "convert_meta.json").write_text("{}")  # converted, but its hf_config/ is gone
     with pytest.raises(ModelSourceError, match="tokenizer="):
         with hf_model_dir(str(mc), log=lambda s: None):
             pass

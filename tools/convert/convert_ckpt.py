@@ -4,7 +4,11 @@
   python tools/convert/convert_ckpt.py hf2mcore --load-dir HF_DIR --save-dir MG_DIR --tp 8 --pp 2 \
       [--num-layer-list 13,15] [--params-dtype bf16] [--overwrite]
   python tools/convert/convert_ckpt.py mcore2hf --load-dir MG_DIR --save-dir HF_OUT \
-      [--hf-config-dir HF_DIR] [--dtype bf16] [--max-shard-size 5GB] [--overwrite]
+      [--iteration N] [--hf-config-dir HF_DIR] [--dtype bf16] [--max-shard-size 5GB] [--overwrite]
+
+mcore2hf reads a converted checkpoint (hf2mcore output) or a GRPO run checkpoint
+(megatron_training.save, or one of its iter_N directories) at the TP/PP layout it was written
+with, and writes safetensors with config, tokenizer and generation config.
 
 Thin over mindspeed_rl.models (name maps, layouts, formats); see its docstring for the format.
 """
@@ -41,13 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vocab is padded to a multiple of this times TP (Megatron's rule)")
 
     b = sub.add_parser("mcore2hf", help="Megatron rank files -> Hugging Face sharded safetensors")
-    b.add_argument("--load-dir", required=True, help="Megatron checkpoint directory (with convert_meta.json)")
+    b.add_argument("--load-dir", required=True,
+                   help="converted Megatron checkpoint (with convert_meta.json), a GRPO run's megatron_training.save "
+                        "directory, or one of its iter_N directories")
     b.add_argument("--save-dir", required=True, help="HF model directory to create")
     b.add_argument("--hf-config-dir", default=None,
                    help="take config.json and tokenizer files from here (default: the copy stored in the checkpoint)")
     b.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None, help="output dtype (default: as stored)")
     b.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard, e.g. 5GB, 500MB")
-    b.add_argument("--iteration", type=int, default=None, help="default: latest_checkpointed_iteration.txt")
+    b.add_argument("--iteration", type=int, default=None,
+                   help="which iter_N to export (a run checkpoint: the training iteration); "
+                        "default: latest_checkpointed_iteration.txt")
 
     for s in (a, b):
         s.add_argument("--overwrite", action="store_true", help="replace a non-empty --save-dir")
@@ -73,6 +81,7 @@ def main(argv=None) -> int:
             out = mcore_to_hf(args.load_dir, args.save_dir, hf_config_dir=args.hf_config_dir, dtype=args.dtype,
                               max_shard_size=args.max_shard_size, iteration=args.iteration,
                               overwrite=args.overwrite, quiet=args.quiet)
+            print(f"read {out['source']}")
             print(f"wrote {args.save_dir}: {out['shards']} safetensors shard(s), {out['bytes'] / 2**20:.1f} MiB "
                   f"{out['dtype']}, copied {out['side_files']}")
     except ModelsError as exc:
