@@ -50,8 +50,8 @@ _PHRASE_RE = re.compile(
     r"(?:(?:final\s+)?answer\s+is|answer\s*(?:is)?\s*:|final\s+answer\s*:"
     # localised answer words: zh/ja, fr, es/pt/it, de, ru
     r"|(?:最终|最后的?)?答案\s*(?:是|为|為|应为|應為|应该是)?\s*[:：]?|答え\s*(?:は)?\s*[:：]?"
-    r"|(?:la\s+)?réponse(?:\s+finale)?\s*(?:est|:)|(?:la\s+)?(?:respuesta|resposta|risposta)(?:\s+final[e]?)?\s*(?:es|é|è|:)"
-    r"|(?:die\s+)?antwort\s*(?:ist|lautet|:)|ответ\s*:)\s*",
+    r"|(?:la\s+)?réponse(?:\s+finale)?\s*(?:est\b|:)|(?:la\s+)?(?:respuesta|resposta|risposta)(?:\s+finale?)?\s*(?:(?:es|é|è)\b|:)"
+    r"|(?:die\s+)?antwort\s*(?:(?:ist|lautet)\b|:)|ответ\s*:)\s*",
     re.IGNORECASE,
 )
 # Chat-template markup: a response that runs on into a new turn is cut where the turn ends.
@@ -357,7 +357,11 @@ def extract_answer(response: str, config: ExtractionConfig = ExtractionConfig())
 def answer_candidates(response: str, config: ExtractionConfig = ExtractionConfig()) -> list[str]:
     """The extracted final answer, then readings of that same answer: the math of a boxed
     sentence ("\\boxed{The final answer is 34}" -> "34")."""
-    ext = extract_answer(response, config)
+    return readings(extract_answer(response, config))
+
+
+def readings(ext: Extraction) -> list[str]:
+    """``ext.answer`` and the other readings of it (see ``answer_candidates``)."""
     if ext.answer is None:
         return []
     return [ext.answer] + [c for c in sentence_answers(ext.answer) if c != ext.answer]
