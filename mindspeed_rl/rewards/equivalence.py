@@ -142,6 +142,15 @@ def _numeric_value(expr):
         return None
 
 
+def _assigned_value(expr):
+    """``x = 1/2^98`` -> ``1/2^98`` (math-verify compares an assignment by its value)."""
+    from sympy import Eq, Symbol
+
+    if isinstance(expr, Eq) and isinstance(expr.lhs, Symbol):
+        return expr.rhs
+    return expr
+
+
 def _vetoed(gold, pred) -> bool:
     """Reject math-verify's known false positives after it said "equal"."""
     from sympy import Basic
@@ -157,6 +166,7 @@ def _vetoed(gold, pred) -> bool:
     # Tiny distinct values: math-verify's chopped evalf / 6-decimal rounding calls them equal.
     if _is_percent(gold) or _is_percent(pred):
         return False
+    gold, pred = _assigned_value(gold), _assigned_value(pred)
     a, b = _numeric_value(gold), _numeric_value(pred)
     if a is not None and b is not None:
         scale = max(abs(a), abs(b))

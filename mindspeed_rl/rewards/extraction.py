@@ -293,6 +293,17 @@ def _phrase_answer(text: str) -> Optional[str]:
     return _clean(line)
 
 
+_FINAL_PHRASE_RE = re.compile(r"final\s+answer|最终答案|réponse\s+finale", re.IGNORECASE)
+
+
+def _text_after_last_box(text: str) -> str:
+    last = None
+    for m in _BOX_RE.finditer(text):
+        last = m
+    got = _box_at(text, last) if last is not None else None
+    return text[got[0]:] if got is not None else ""
+
+
 def _fallback(text: str, mode: FallbackMode) -> Optional[str]:
     if mode == "none":
         return None
@@ -327,6 +338,13 @@ def extract_answer(response: str, config: ExtractionConfig = ExtractionConfig())
     if config.boxed:
         boxed = boxed_answer(text)
         if boxed is not None:
+            # "... \\boxed{255} ... Final Answer: The final answer is $10,455$.": boxes of
+            # intermediate results, then the final answer stated after them.
+            after = _text_after_last_box(text) if config.answer_phrases else ""
+            if _FINAL_PHRASE_RE.search(after):
+                ans = _phrase_answer(after)
+                if ans:
+                    return Extraction(ans, "phrase")
             return Extraction(_clean(boxed) or "", "boxed")
 
     if config.answer_phrases:
