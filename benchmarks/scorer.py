@@ -42,7 +42,7 @@ def answer_forms():
     from tests.rewards.answer_forms import load
 
     rows = load()
-    return [r["response"] for r in rows], [r["gold"] for r in rows], [r["correct"] for r in rows]
+    return [r["response"] for r in rows], [r["gold"] for r in rows], [r["correct"] for r in rows], [r["class"] for r in rows]
 
 
 def labelled_py():
@@ -73,7 +73,8 @@ def _verdict_line(name, got, labels):
 
 
 def bench(title, data, scorer, rounds):
-    responses, golds, labels = data
+    responses, golds, labels = data[:3]
+    classes = data[3] if len(data) > 3 else None
     n = len(responses)
     mv_rates, our_rates = [], []
     for k in range(rounds):
@@ -95,6 +96,13 @@ def bench(title, data, scorer, rounds):
     if labels is not None:
         print(_verdict_line("ours:", ours, labels))
         print(_verdict_line("plain math-verify:", base, labels))
+    if classes is not None:
+        for c in dict.fromkeys(classes):
+            idx = [i for i, k in enumerate(classes) if k == c]
+            pick = lambda xs: [xs[i] for i in idx]
+            print(f"  - {c}")
+            print("  " + _verdict_line("ours:", pick(ours), pick(labels)))
+            print("  " + _verdict_line("plain math-verify:", pick(base), pick(labels)))
 
 
 def main() -> None:

@@ -142,6 +142,15 @@ def _numeric_value(expr):
         return None
 
 
+def _assigned_value(expr):
+    """``x = 1/2^98`` -> ``1/2^98`` (math-verify compares an assignment by its value)."""
+    from sympy import Eq, Symbol
+
+    if isinstance(expr, Eq) and isinstance(expr.lhs, Symbol):
+        return expr.rhs
+    return expr
+
+
 def _vetoed(gold, pred) -> bool:
     """Reject math-verify's known false positives after it said "equal"."""
     from sympy import Basic
@@ -157,6 +166,7 @@ def _vetoed(gold, pred) -> bool:
     # Tiny distinct values: math-verify's chopped evalf / 6-decimal rounding calls them equal.
     if _is_percent(gold) or _is_percent(pred):
         return False
+    gold, pred = _assigned_value(gold), _assigned_value(pred)
     a, b = _numeric_value(gold), _numeric_value(pred)
     if a is not None and b is not None:
         scale = max(abs(a), abs(b))
@@ -191,11 +201,23 @@ def _sympy_equiv(pred: str, gold: str) -> bool:
     return False
 
 
+_MV_TAIL_CHARS = 4000  # math-verify's regexes are slow on long runs without spaces (8 s on 100k "x")
+
+
+def _response_tail(text: str) -> str:
+    """The end of a long response, from a word boundary: where its final answer is."""
+    if len(text) <= _MV_TAIL_CHARS:
+        return text
+    tail = text[-_MV_TAIL_CHARS:]
+    m = re.search(r"\s", tail)
+    return tail[m.end():] if m else tail
+
+
 @lru_cache(maxsize=4096)
 def _parse_response(text: str) -> tuple:
     from math_verify import parse
 
-    return tuple(parse(text, parsing_timeout=None))
+    return tuple(parse(_response_tail(text), parsing_timeout=None))
 
 
 def math_verify_match(response: str, gold: str, tried: tuple = ()) -> bool:

@@ -50,8 +50,8 @@ _PHRASE_RE = re.compile(
     r"(?:(?:final\s+)?answer\s+is|answer\s*(?:is)?\s*:|final\s+answer\s*:"
     # localised answer words: zh/ja, fr, es/pt/it, de, ru
     r"|(?:最终|最后的?)?答案\s*(?:是|为|為|应为|應為|应该是)?\s*[:：]?|答え\s*(?:は)?\s*[:：]?"
-    r"|(?:la\s+)?réponse(?:\s+finale)?\s*(?:est|:)|(?:la\s+)?(?:respuesta|resposta|risposta)(?:\s+final[e]?)?\s*(?:es|é|è|:)"
-    r"|(?:die\s+)?antwort\s*(?:ist|lautet|:)|ответ\s*:)\s*",
+    r"|(?:la\s+)?réponse(?:\s+finale)?\s*(?:est\b|:)|(?:la\s+)?(?:respuesta|resposta|risposta)(?:\s+finale?)?\s*(?:(?:es|é|è)\b|:)"
+    r"|(?:die\s+)?antwort\s*(?:(?:ist|lautet)\b|:)|ответ\s*:)\s*",
     re.IGNORECASE,
 )
 # Chat-template markup: a response that runs on into a new turn is cut where the turn ends.
@@ -293,6 +293,17 @@ def _phrase_answer(text: str) -> Optional[str]:
     return _clean(line)
 
 
+_FINAL_PHRASE_RE = re.compile(r"final\s+answer|最终答案|réponse\s+finale", re.IGNORECASE)
+
+
+def _text_after_last_box(text: str) -> str:
+    last = None
+    for m in _BOX_RE.finditer(text):
+        last = m
+    got = _box_at(text, last) if last is not None else None
+    return text[got[0]:] if got is not None else ""
+
+
 def _fallback(text: str, mode: FallbackMode) -> Optional[str]:
     if mode == "none":
         return None
@@ -327,6 +338,13 @@ def extract_answer(response: str, config: ExtractionConfig = ExtractionConfig())
     if config.boxed:
         boxed = boxed_answer(text)
         if boxed is not None:
+            # "... \\boxed{255} ... Final Answer: The final answer is $10,455$.": boxes of
+            # intermediate results, then the final answer stated after them.
+            after = _text_after_last_box(text) if config.answer_phrases else ""
+            if _FINAL_PHRASE_RE.search(after):
+                ans = _phrase_answer(after)
+                if ans:
+                    return Extraction(ans, "phrase")
             return Extraction(_clean(boxed) or "", "boxed")
 
     if config.answer_phrases:
@@ -357,7 +375,11 @@ def extract_answer(response: str, config: ExtractionConfig = ExtractionConfig())
 def answer_candidates(response: str, config: ExtractionConfig = ExtractionConfig()) -> list[str]:
     """The extracted final answer, then readings of that same answer: the math of a boxed
     sentence ("\\boxed{The final answer is 34}" -> "34")."""
-    ext = extract_answer(response, config)
+    return readings(extract_answer(response, config))
+
+
+def readings(ext: Extraction) -> list[str]:
+    """``ext.answer`` and the other readings of it (see ``answer_candidates``)."""
     if ext.answer is None:
         return []
     return [ext.answer] + [c for c in sentence_answers(ext.answer) if c != ext.answer]

@@ -16,7 +16,8 @@ from fractions import Fraction
 from typing import Mapping, Optional
 
 from .equivalence import is_equivalent, math_verify_match
-from .extraction import ExtractionConfig, _clean, all_boxed, answer_candidates, last_boxed, prepare_response
+from .extraction import ExtractionConfig, _clean, all_boxed, extract_answer, last_boxed, prepare_response, readings
+from .normalize import normalize_latex_answer, parse_plain_number
 from .registry import register_reward
 
 _DEFAULT_EXTRACTION = ExtractionConfig()
@@ -52,11 +53,23 @@ def accuracy_reward(response: str, gold: str, extra: Mapping = None) -> float:
     g = gold_answer(gold)
     if not g:
         return 0.0
-    cands = answer_candidates(response, cfg)
+    ext = extract_answer(response, cfg)
+    cands = readings(ext)
     for cand in cands:
         if is_equivalent(cand, g):
             return 1.0
+    if ext.source in _MARKED_SOURCES and _plain(ext.answer) and _plain(g):
+        # A marked final answer and a gold that are both plain numbers were compared exactly;
+        # math-verify could only read another number elsewhere ("The final answer is 5. Wait, ... 7").
+        return 0.0
     return 1.0 if math_verify_match(prepare_response(response, cfg), g, tuple(cands)) else 0.0
+
+
+_MARKED_SOURCES = ("answer_tag", "boxed", "phrase", "gsm8k")
+
+
+def _plain(ans: str) -> bool:
+    return parse_plain_number(normalize_latex_answer(ans)) is not None
 
 
 _FORMAT_RE = re.compile(r"^<think>.*?</think>\s*<answer>.*?</answer>$", re.DOTALL)

@@ -108,7 +108,7 @@ class PlainNumber:
 _UNIT_WORD_RE = re.compile(r"(?:\s*(?:\\text|\\mbox|\\mathrm)\{\s*[A-Za-z][A-Za-z .^0-9]*\}|\s+[A-Za-z][A-Za-z.]+)+(?:\^?\{?[23]\}?)?$")
 # Words that are maths, not units: never stripped as a unit suffix.
 _NOT_UNITS = {"pi", "sqrt", "inf", "infty", "infinity", "i", "e", "mod", "and", "or", "to", "times"}
-_INT = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
+_INT = r"(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)"  # "0,111" is a decimal comma, not thousands
 _DEC = rf"(?:{_INT}(?:\.\d*)?|\.\d+)"
 _NUM_RE = re.compile(rf"^(?P<sign>[-+]?)\s*(?P<num>{_DEC})(?:\s*(?:[eE]|\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^)\s*\{{?\s*(?P<exp>[-+]?\d+)\s*\}}?)?$")
 _FRAC_RE = re.compile(r"^(?P<sign>[-+]?)\s*(?:(?P<whole>\d+)\s*)?(?:\\frac\{\s*(?P<a>\d+)\s*\}\{\s*(?P<b>\d+)\s*\}|\\frac(?P<a1>\d)(?P<b1>\d)|(?P<a2>\d+)\s*/\s*(?P<b2>\d+))$")

@@ -93,3 +93,16 @@ def test_choice_accuracy_reward():
     assert choice_accuracy(r"\boxed{A, C}", "C") == 0.0
     with pytest.raises(ValueError, match="not a single letter"):
         choice_accuracy(r"\boxed{C}", "42")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_judge_scores_choices_through_the_reward_scorer(workers):
+    from mindspeed_rl.evaluation.config import CHOICE_REWARD, ScorerConfig
+    from mindspeed_rl.evaluation.judging import Judge
+
+    cfg = ScorerConfig(functions=[CHOICE_REWARD], answer_format="choice", num_workers=workers)
+    with Judge(cfg) as judge:
+        out = judge.judge(["<answer>B</answer>", r"\boxed{A, C}", "The answer is (C).", "no idea"], ["B", "C", "C", "A"])
+    assert [j.correct for j in out] == [True, False, True, False]
+    assert [j.extracted for j in out] == ["B", None, "C", None]
+    assert [j.key for j in out] == ["B", None, "C", None]  # maj@k votes on the letter

@@ -34,7 +34,7 @@ def _math_comma(n: int) -> str:
 
 
 def thousands(rng):
-    for n in _ints(rng, 1000, 10**9, 30):
+    for n in _ints(rng, 1000, 10**9, 14):
         g = _math_comma(n)
         yield rf"So the total is $\boxed{{{n}}}$.", g, True, "plain vs MATH ,\\!"
         yield rf"The answer is $\boxed{{{n:,}}}$.", g, True, "comma vs MATH ,\\!"
@@ -73,7 +73,7 @@ def text_placement(rng):
 
 
 def boxed_sentence(rng):
-    golds = [str(n) for n in _ints(rng, 0, 999, 12)]
+    golds = [str(n) for n in _ints(rng, 0, 999, 8)]
     golds += [g for g in _golds("math500_answers.jsonl") if re.fullmatch(r"-?\\frac\{\d+\}\{\d+\}", g)][:6]
     templates = [r"\boxed{\text{Answer } %s}", r"\boxed{The final answer is %s}", r"$\boxed{\text{The answer is } $%s$}$",
                  r"\boxed{\text{Therefore } %s \text{ is the solution.}}", r"\boxed{\text{So the value is } %s}"]
@@ -117,7 +117,7 @@ def relations(rng):
     spellings = {r"\geq": [">=", r"\ge", "≥", r"\geqslant"], r"\leq": ["<=", r"\le", "≤", r"\leqslant"],
                  r"\neq": ["!=", r"\ne", "≠"], "<": [r"\lt"], ">": [r"\gt"]}
     wrong = {r"\geq": ">", r"\leq": "<", r"\neq": "=", "<": r"\leq", ">": r"\geq"}
-    for n in _ints(rng, 1, 300, 12):
+    for n in _ints(rng, 1, 300, 5):
         for rel, alts in spellings.items():
             g = f"x {rel} {n}"
             for alt in alts:
@@ -156,7 +156,7 @@ def languages(rng):
     right = [r"所以答案是 $%s$。", r"因此，最终答案为：\boxed{%s 个}", r"答案：%s", r"最终答案是 %s 元。",
              r"故答案为 $\boxed{\text{%s 个}}$", r"Donc la réponse est $%s$.", r"Réponse : %s",
              r"La réponse finale est $\boxed{%s}$.", r"Por lo tanto, la respuesta es $%s$.", r"Die Antwort ist $%s$."]
-    for n in _ints(rng, 2, 5000, 12):
+    for n in _ints(rng, 2, 5000, 8):
         g = str(n)
         for t in right:
             yield "计算过程如下。\n" + t % g if "答" in t else "Calculons.\n" + t % g, g, True, "localised answer"
@@ -166,12 +166,16 @@ def languages(rng):
 
 
 def unboxed_and_markup(rng):
-    golds = [str(n) for n in _ints(rng, 2, 99999, 16)]
+    golds = [str(n) for n in _ints(rng, 2, 99999, 10)]
     golds += [g for g in _golds("math500_answers.jsonl") if re.fullmatch(r"-?\\frac\{\d+\}\{\d+\}|\d+\\sqrt\{\d+\}", g)][:8]
     for g in golds:
         w = "7" if g != "7" else "8"
         yield f"Adding up.\nFinal Answer: The final answer is ${g}$. I hope it is correct.", g, True, "minerva style"
         yield f"Adding up.\nFinal Answer: The final answer is ${w}$. I hope it is correct.", g, False, "minerva style, wrong"
+        yield (rf"First $3 \cdot 4 = \boxed{{12}}$, then $\boxed{{{w}}}$ more.\nFinal Answer: The final answer is ${g}$. "
+               "I hope it is correct."), g, True, "intermediate boxes, then the final answer"
+        yield (rf"First $\boxed{{{g}}}$, then $\boxed{{{w}}}$ more.\nFinal Answer: The final answer is ${w}$. "
+               "I hope it is correct."), g, False, "right value only in an intermediate box"
         yield rf"So $\boxed{{{g}}}$.<|im_end|>" + "\n<|im_start|>user\nNext problem: what is 2+5? " + rf"\boxed{{{w}}}", g, True, "chat turn after"
         yield rf"So $\boxed{{{g}}}$.<|endoftext|>Human: and this one? \boxed{{{w}}}", g, True, "endoftext after"
         yield rf"So $\boxed{{{w}}}$.<|im_end|>" + "\n<|im_start|>user\nHmm. " + rf"\boxed{{{g}}}", g, False, "right value only in the next turn"
@@ -180,7 +184,7 @@ def unboxed_and_markup(rng):
 
 
 def stray_characters(rng):
-    golds = [str(n) for n in _ints(rng, 2, 999, 14)]
+    golds = [str(n) for n in _ints(rng, 2, 999, 8)]
     golds += [g for g in _golds("math500_answers.jsonl") if re.fullmatch(r"-?\\frac\{\d+\}\{\d+\}", g)][:4]
     forms = [r"\boxed{%s\}", r"\boxed{%s \}", r"\boxed{%s\\}", r"\boxed{%s\,}", r"\boxed{ %s. }", r"\boxed{%s~}",
              r"\boxed{$%s$}", r"\boxed{%s \quad}"]
