@@ -94,7 +94,7 @@ class IndexedFileWriter:
 
     def close(self) -> None:
         if not self.data_file.closed:
-            self.data_file.close()
+            self.data_file.close()  # a failed flush still closes the descriptor (then raises)
 
 
 class PromptLabelWriter:
@@ -146,11 +146,16 @@ class PromptLabelWriter:
         return final
 
     def discard(self) -> None:
+        """Drop the temp files after a failure; never raises, so the failure itself is what the user
+        sees (on a full disk, closing a file flushes its buffer and fails again)."""
+        from mindspeed_rl.utils.fs import remove_quietly
+
         for writer in self._writers.values():
-            writer.close()
-        for path in self.temp_files():
-            if os.path.exists(path):
-                os.remove(path)
+            try:
+                writer.close()
+            except OSError:
+                pass  # the buffered tail is lost with the file; the original error is reported
+        remove_quietly(self.temp_files())
 
 
 def open_indexed(prefix: str, part: str):
