@@ -341,6 +341,7 @@ def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, l
                        "handler": cfg.handler, "map_keys": dict(handler.map_keys), "max_rows": cfg.max_rows},
             "template": template.to_dict(),
             "tokenizer": {"path": tok_path, "class": type(tok).__name__, "vocab_size": len(tok),
+                          "fingerprint": hashlib.sha256(spec.tokenizer_json.encode()).hexdigest()[:16],
                           "eos_token": tok.eos_token, "pad_token": tok.pad_token,
                           "special_tokens": {t: tok.convert_tokens_to_ids(t) for t in special_texts}},
             "counts": {"rows_read": rows_read, "rows_written": writer.count, "rows_rejected": len(rejects),
