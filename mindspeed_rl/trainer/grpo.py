@@ -114,7 +114,10 @@ class GRPOTrainer:
         else:
             rl = self.cfg.rl_config
             wanted = rl.actor_resource.num_devices + (0 if rl.colocate_actor_ref else rl.reference_resource.num_devices)
-            ray.init(num_cpus=max(os.cpu_count() or 1, wanted + 1), **kwargs)
+            from mindspeed_rl.utils.ray_leftovers import init_local_ray
+
+            # a killed earlier run's Ray processes are stopped first, and this run's are noted
+            init_local_ray(num_cpus=max(os.cpu_count() or 1, wanted + 1), **kwargs)
 
     def _start_workers(self) -> None:
         from mindspeed_rl.workers.actor_worker import ActorRolloutWorker
