@@ -61,7 +61,6 @@ A new architecture is one file: subclass ``bridge.GPTBridge`` (or a sibling), se
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 

@@ -86,14 +86,6 @@ def check_output_dir(path: str | os.PathLike, key: str) -> Optional[str]:
     return None
 
 
-def normal_permissions(path: str | os.PathLike) -> None:
-    """Give a finished output the mode a plain ``open()`` would (0666 minus the umask); temp files
-    made by ``tempfile`` are 0600, which other users of a shared cluster cannot read."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 # .NAME.tmp-<pid> / .NAME.old-<pid>: converter and engine checkpoints; NAME.tmp<pid>_part / NAME.json.tmp<pid>:
 # the preprocessor's temp files. The group is the writer's pid.
 _STALE = (re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)$"),

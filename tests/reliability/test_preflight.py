@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import FIXTURES
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 from mindspeed_rl.config import ConfigError, load_config
 
 from .conftest import MODEL
