@@ -97,7 +97,7 @@ def test_a_real_local_cluster_is_recorded_and_nothing_survives_its_killed_driver
         "print('READY', ray.get(b.pid.remote()), flush=True)\n"
         "b.spin.remote()\n"
         "time.sleep(120)\n")
-    env = dict(os.environ, MINDSPEED_RL_STATE_DIR=str(tmp_path / "state"), RAY_raylet_start_wait_time_s="120")
+    env = dict(os.environ, MINDSPEED_RL_STATE_DIR=str(tmp_path / "state"))
     proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
