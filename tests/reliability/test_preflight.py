@@ -248,3 +248,24 @@ def test_damaged_newest_checkpoint_is_named_and_fallback_is_offered(tiny_world, 
                                            "megatron_training.resume_fallback=true"]))
     assert plan.iteration == 2 and plan.path == save / "iter_0000002"
     assert "falling back to iteration 2" in capsys.readouterr().out
+
+
+@pytest.mark.dist
+def test_resume_check_reads_a_real_engine_checkpoint(tiny_world, tmp_path):
+    """The layout the check expects is the one the engine writes: a real DP2 checkpoint passes,
+    and truncating one of its shards is named."""
+    pytest.importorskip("megatron.core")
+    from mindspeed_rl.testing.distributed import run_distributed
+    from mindspeed_rl.trainer.resume_check import checkpoint_problem
+
+    from .engine_save_world import save_world
+
+    save = tmp_path / "ckpt"
+    it = fake_run_checkpoint(save, 5, config(tiny_world, [f"megatron_training.save={save}"]))
+    shutil.rmtree(it / "actor")
+    dp = run_distributed(save_world, 2, str(tiny_world / "hf"), str(it), timeout=400)
+    assert dp == [2, 2]
+    assert checkpoint_problem(save, 5) is None
+    shard = it / "actor" / "iter_0000003" / "rank_tp00_pp000_dp001.pt"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    assert str(shard) in checkpoint_problem(save, 5)
