@@ -127,6 +127,13 @@ def run(cfg: EvalConfig) -> int:
     from mindspeed_rl.evaluation.runner import evaluate
 
     dataset = load_problems(cfg.dataset)  # fail on data problems before loading any weights
+    from mindspeed_rl.data.readers import InputError
+    from mindspeed_rl.evaluation.runner import default_output_dir
+    from mindspeed_rl.utils.fs import check_output_dir
+
+    unwritable = check_output_dir(cfg.output_dir or default_output_dir(cfg), "output_dir")
+    if unwritable:  # found before any weights load or convert
+        raise InputError(f"{unwritable}; pass --output-dir <a writable directory>")
     with hf_model_dir(cfg.model, tokenizer=cfg.tokenizer) as model:
         from transformers import AutoTokenizer
 

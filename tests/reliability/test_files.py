@@ -185,3 +185,16 @@ def test_unwritable_conversion_target_is_refused_before_work(tmp_path):
     blocker.write_text("x")
     with pytest.raises(CheckpointError, match="output directory=.*is not a directory"):
         hf_to_mcore(str(hf), str(blocker / "mg"), quiet=True)
+
+
+def test_evaluate_refuses_an_unwritable_output_dir_before_loading_the_model(tmp_path):
+    problems = tmp_path / "problems.jsonl"
+    write_rows(problems, n=2)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "cli" / "evaluate.py"), "--model", str(tmp_path / "no_model_here"),
+         "--dataset", str(problems), "--output-dir", str(blocker / "eval"),
+         "dataset.problem_key=problem", "dataset.answer_key=answer"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 2 and "output_dir=" in proc.stderr and "cannot be created (Not a directory)" in proc.stderr, proc.stderr
