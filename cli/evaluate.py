@@ -171,6 +171,14 @@ def evaluate_model(model_path: str, cfgs: list) -> list:
     from mindspeed_rl.evaluation.runner import evaluate
 
     datasets = [load_problems(cfg.dataset) for cfg in cfgs]  # fail on data problems before loading any weights
+    from mindspeed_rl.data.readers import InputError
+    from mindspeed_rl.evaluation.runner import default_output_dir
+    from mindspeed_rl.utils.fs import check_output_dir
+
+    for cfg in cfgs:
+        unwritable = check_output_dir(cfg.output_dir or default_output_dir(cfg), "output_dir")
+        if unwritable:  # found before any weights load or convert
+            raise InputError(f"{unwritable}; pass --output-dir <a writable directory>")
     tokenizers = {cfg.tokenizer for cfg in cfgs}
     if len(tokenizers) > 1:
         from mindspeed_rl.config.errors import ConfigError, Problem

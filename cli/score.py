@@ -46,8 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _read_rows(path: str) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    from mindspeed_rl.utils.fs import FileFormatError, decode_utf8_line
+
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = decode_utf8_line(raw, path, lineno)
+            except FileFormatError as exc:
+                raise SystemExit(str(exc)) from None
             if not line.strip():
                 continue
             try:
@@ -57,6 +63,8 @@ def _read_rows(path: str) -> list[dict]:
             if not isinstance(row, dict):
                 raise SystemExit(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append((lineno, row))
+    if not rows:
+        raise SystemExit(f"{path} is empty (no rows); nothing to score")
     return rows
 
 

@@ -47,6 +47,8 @@ class MegatronTrainingConfig:
     save: str = option("", "Directory for run checkpoints (empty: no checkpoints)")
     save_interval: int = option(0, "Checkpoint every N iterations (0: only at the end when save is set)")
     load: str = option("", "Run checkpoint directory to resume from (empty: start fresh)")
+    resume_override: bool = option(False, "Resume although keys that change the run differ from the checkpoint's config (logged)")
+    resume_fallback: bool = option(False, "When the newest run checkpoint is damaged, resume from the newest intact one")
     log_dir: str = option("runs", "Directory for metrics JSONL, TensorBoard, samples and curves")
     log_interval: int = option(1, "Print a progress line every N iterations")
     dataset_additional_keys: list = option([], "Extra dataset columns passed through to reward functions")

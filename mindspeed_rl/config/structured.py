@@ -52,9 +52,12 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[Problem]) -> Any:
             hint = f"did you mean {close[0]!r}? " if close else ""
             problems.append(Problem(key, value, f"must be one of {list(allowed)}", f"{hint}use one of {list(allowed)}"))
         return value
-    if origin in (list, tuple):
+    if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            problems.append(Problem(key, value, "expected a list", "write it as a YAML list, e.g. [a, b]"))
+            # a bare string must not pass: list("acc") would be ['a', 'c', 'c']
+            problems.append(Problem(key, value, "expected a list",
+                                    f"write it as a list, e.g. {key}=[{value}]" if isinstance(value, (str, int, float))
+                                    else "write it as a YAML list, e.g. [a, b]"))
             return value
         (item_type, *_rest) = get_args(tp) or (Any,)
         return [_coerce(v, item_type, f"{key}[{i}]", problems) for i, v in enumerate(value)]

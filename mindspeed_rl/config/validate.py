@@ -3,6 +3,7 @@ key, its value, the rule and a fix, before any worker starts."""
 from __future__ import annotations
 
 from mindspeed_rl.config.errors import ConfigError, Problem
+from mindspeed_rl.config.rules import check_training_rules
 from mindspeed_rl.config.schema import GRPOConfig, WorkerConfig
 
 
@@ -156,6 +157,7 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
     else:
         _check_reward_names(rl.verifier_function, out)
     _check_validation(rl, out)
+    check_training_rules(cfg, out)
     if out:
         raise ConfigError(out)
     return cfg

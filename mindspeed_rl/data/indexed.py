@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import struct
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -94,7 +94,7 @@ class IndexedFileWriter:
 
     def close(self) -> None:
         if not self.data_file.closed:
-            self.data_file.close()
+            self.data_file.close()  # a failed flush still closes the descriptor (then raises)
 
 
 class PromptLabelWriter:
@@ -146,13 +146,57 @@ class PromptLabelWriter:
         return final
 
     def discard(self) -> None:
+        """Drop the temp files after a failure; never raises, so the failure itself is what the user
+        sees (on a full disk, closing a file flushes its buffer and fails again)."""
+        from mindspeed_rl.utils.fs import remove_quietly
+
         for writer in self._writers.values():
-            writer.close()
-        for path in self.temp_files():
-            if os.path.exists(path):
-                os.remove(path)
+            try:
+                writer.close()
+            except OSError:
+                pass  # the buffered tail is lost with the file; the original error is reported
+        remove_quietly(self.temp_files())
 
 
 def open_indexed(prefix: str, part: str):
     mod = _indexed_module()
     return mod.IndexedDataset(part_prefix(prefix, part), mmap=True)
+
+
+_DTYPE_SIZES = {code: np.dtype(t).itemsize for t, code in _DTYPE_CODES.items()}
+
+
+def check_indexed_files(path_prefix: str) -> Optional[str]:
+    """What is wrong with ``path_prefix``.idx/.bin (None when sound): a missing file, a damaged
+    header, or sizes that disagree (a .bin shorter than its index says is a truncated copy).
+    Reads the header and the last pointer only, so it costs the same for any dataset size."""
+    idx, bin_ = path_prefix + ".idx", path_prefix + ".bin"
+    for path in (idx, bin_):
+        if not os.path.isfile(path):
+            return f"{path} is missing"
+    idx_size = os.path.getsize(idx)
+    head = 9 + 8 + 1 + 8 + 8
+    with open(idx, "rb") as f:
+        header = f.read(head)
+        if len(header) < head or header[:9] != _IDX_HEADER:
+            return f"{idx} is not a Megatron index (damaged or truncated header)"
+        code = header[17]
+        seqs, docs = struct.unpack("<QQ", header[18:34])
+        if code not in _DTYPE_SIZES:
+            return f"{idx} names an unknown dtype code {code}"
+        want_idx = head + seqs * 4 + seqs * 8 + docs * 8
+        if idx_size != want_idx:
+            return f"{idx} holds {idx_size} bytes, its header needs {want_idx} (truncated or damaged)"
+        if seqs == 0:
+            want_bin = 0
+        else:
+            f.seek(head + (seqs - 1) * 4)
+            (last_len,) = struct.unpack("<i", f.read(4))
+            f.seek(head + seqs * 4 + (seqs - 1) * 8)
+            (last_ptr,) = struct.unpack("<q", f.read(8))
+            want_bin = last_ptr + last_len * _DTYPE_SIZES[code]
+    bin_size = os.path.getsize(bin_)
+    if bin_size != want_bin:
+        return (f"{bin_} holds {bin_size} bytes but its index {os.path.basename(idx)} needs {want_bin}"
+                + (" (truncated)" if bin_size < want_bin else ""))
+    return None

@@ -23,6 +23,7 @@ from .handlers import get_handler
 from .indexed import PromptLabelWriter, meta_path, rejects_path
 from .readers import InputError, RowBlock, columns_of, detect_format, expand_inputs, iter_blocks
 from .templates import load_template
+from mindspeed_rl.utils.fs import check_output_dir, remove_quietly, remove_stale_temp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 META_VERSION = 1
@@ -155,6 +156,20 @@ def check_template_tokens(tok, template, tokenizer_path: str) -> None:
         )
 
 
+def _explain_no_columns(path: Path, input_format: str) -> None:
+    """No column found: say whether the file is empty or its first rows are unreadable, rather
+    than report the mapped column as missing."""
+    from .readers import iter_rows
+
+    first = next(iter_rows([path], input_format, limit=100), None)
+    if first is None:
+        raise InputError(f"input file {path} is empty (no rows); point input= at the dataset file")
+    errors = [r.error for r in iter_rows([path], input_format, limit=100) if r.data is None]
+    if errors:
+        raise InputError(f"{path}: none of its first rows is a readable JSON object (e.g. {errors[0]}); "
+                         "fix the file or check input_format")
+
+
 def _start_pool(workers: int):
     """Worker processes started before the tokenizer is loaded: their start-up overlaps with it."""
     if workers <= 1:
@@ -189,9 +204,13 @@ def _run_chunks(spec: EncoderSpec, blocks: Iterator[RowBlock], pool, workers: in
 
 def _atomic_write_text(path: str, text: str) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly([tmp])
+        raise
 
 
 def _summary_text(summary: Dict[str, Any]) -> str:
@@ -234,12 +253,18 @@ def preprocess(cfg: PreprocessConfig, log=print) -> Dict[str, Any]:
     read_columns = {}
     for p in paths:  # a missing mapped column fails now, naming the column list
         cols = columns_of(p, detect_format(p, cfg.input_format))
+        if not cols:
+            _explain_no_columns(p, cfg.input_format)
         handler.check_columns(cols, str(p))
         read_columns[str(p)] = handler.needed_columns(cols)
 
     prefix = resolve_path(cfg.output_prefix, "output_prefix", must_exist=False)
     if not cfg.overwrite and os.path.exists(meta_path(prefix)):
         raise PreprocessError(f"{meta_path(prefix)} exists; set overwrite=true or another output_prefix")
+    unwritable = check_output_dir(Path(prefix).parent, "output_prefix")
+    if unwritable:
+        raise InputError(f"{unwritable}; pass output_prefix=<a writable directory>/<name>")
+    remove_stale_temp(Path(prefix).parent, Path(prefix).name, log=log)
     pool = _start_pool(cfg.workers)
     try:
         return _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, log)
@@ -316,6 +341,7 @@ def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, l
                        "handler": cfg.handler, "map_keys": dict(handler.map_keys), "max_rows": cfg.max_rows},
             "template": template.to_dict(),
             "tokenizer": {"path": tok_path, "class": type(tok).__name__, "vocab_size": len(tok),
+                          "fingerprint": hashlib.sha256(spec.tokenizer_json.encode()).hexdigest()[:16],
                           "eos_token": tok.eos_token, "pad_token": tok.pad_token,
                           "special_tokens": {t: tok.convert_tokens_to_ids(t) for t in special_texts}},
             "counts": {"rows_read": rows_read, "rows_written": writer.count, "rows_rejected": len(rejects),
@@ -348,8 +374,8 @@ def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, l
         _atomic_write_text(meta_path(prefix), json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         log("[preprocess] done\n" + _summary_text(meta))
         return meta
-    finally:
-        if spec_path and os.path.exists(spec_path):
-            os.remove(spec_path)
+    finally:  # clean-up must not replace the error that brought us here
+        if spec_path:
+            remove_quietly([spec_path])
         if not published and writer is not None:
             writer.discard()

@@ -8,7 +8,9 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from .indexed import LABEL, PROMPT, meta_path, open_indexed, part_prefix
+from mindspeed_rl.utils.fs import FileFormatError, read_json
+
+from .indexed import LABEL, PROMPT, check_indexed_files, meta_path, open_indexed, part_prefix
 from .templates import ChatTemplate
 
 
@@ -38,8 +40,14 @@ class PromptDataset:
                 f"{mp} not found: {self.prefix!r} is not a complete preprocessed dataset "
                 "(run cli/preprocess_data.py, or pass the output_prefix it printed)"
             )
-        with open(mp, encoding="utf-8") as f:
-            self.meta: Dict[str, Any] = json.load(f)
+        try:
+            self.meta: Dict[str, Any] = read_json(mp, "dataset metadata")
+        except FileFormatError as exc:
+            raise DatasetFormatError(f"{exc} (or preprocess again)") from None
+        for part in (PROMPT, LABEL):  # a truncated file would fail mid-run, inside a numpy read
+            problem = check_indexed_files(part_prefix(self.prefix, part))
+            if problem:
+                raise DatasetFormatError(f"{problem}; the dataset at {self.prefix!r} is damaged: preprocess again")
         self._prompts = open_indexed(self.prefix, PROMPT)
         self._labels = open_indexed(self.prefix, LABEL)
         expected = self.meta["counts"]["rows_written"]

@@ -127,6 +127,9 @@ class RowBlock:
         if self.kind == "lines":
             items = []
             for lineno, line in self.payload:
+                if isinstance(line, NotUTF8):
+                    items.append((None, str(line)))
+                    continue
                 try:
                     data = json.loads(line)
                 except json.JSONDecodeError as exc:
@@ -145,6 +148,17 @@ class RowBlock:
                 for j, (data, error) in enumerate(self._parsed())]
 
 
+class NotUTF8(str):
+    """A JSON line that is not UTF-8: the reason its row is rejected (``line N: not UTF-8 ...``)."""
+
+
+def _decode_line(raw: bytes, path: Path, lineno: int):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return NotUTF8(f"line {lineno}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+
+
 def _file_blocks(path: Path, fmt: str, size: int, limit: Optional[int], columns: Optional[List[str]]) -> Iterator[tuple]:
     """(kind, payload) pieces of at most ``size`` rows, ``limit`` rows in all."""
     remaining = limit if limit is not None else -1
@@ -154,13 +168,13 @@ def _file_blocks(path: Path, fmt: str, size: int, limit: Optional[int], columns:
 
     if fmt == "jsonl":
         buf: List[tuple] = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
+        with open(path, "rb") as f:  # decoded per line: one bad byte rejects its row, not the file
+            for lineno, raw in enumerate(f, 1):
                 if remaining == 0:
                     break
-                if not line.strip():
+                if not raw.strip():
                     continue  # blank lines are not rows
-                buf.append((lineno, line))
+                buf.append((lineno, _decode_line(raw, path, lineno)))
                 remaining -= 1 if remaining > 0 else 0
                 if len(buf) >= size:
                     yield "lines", buf
@@ -168,8 +182,16 @@ def _file_blocks(path: Path, fmt: str, size: int, limit: Optional[int], columns:
         if buf:
             yield "lines", buf
     elif fmt == "json":
+        raw = path.read_bytes()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise InputError(f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); a JSON list file is "
+                             "read whole, so re-encode it as UTF-8 (or convert it to JSON lines, where a bad "
+                             "row is rejected alone)") from None
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path} is not valid JSON ({exc}); for JSON lines set input_format=jsonl") from None
         if not isinstance(data, list):

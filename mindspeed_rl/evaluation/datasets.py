@@ -155,7 +155,9 @@ def load_problems(cfg: DatasetConfig) -> LoadedDataset:
     problems: List[EvalProblem] = []
     stop = None if cfg.max_problems is None else cfg.start + cfg.max_problems
     digest = hashlib.sha256()
+    rows_seen = 0
     for row in iter_rows(files, cfg.format, limit=stop):
+        rows_seen += 1
         if row.index < cfg.start:
             continue
         where = f"{row.file} row {row.row_in_file}"
@@ -179,6 +181,8 @@ def load_problems(cfg: DatasetConfig) -> LoadedDataset:
         pid = str(row.index) if not isinstance(pid, (str, int)) else str(pid)
         problems.append(EvalProblem(row.index, pid, values["problem_key"], values["answer_key"], groups))
         digest.update(json.dumps([row.index, values["problem_key"], values["answer_key"]]).encode())
+    if not rows_seen:
+        raise InputError(f"dataset {cfg.name!r}: {cfg.path} is empty (no rows); point dataset.path at the problems file")
     if not problems:
         raise InputError(f"dataset {cfg.name!r} at {cfg.path}: no problems at start={cfg.start}; lower dataset.start")
     keys = {k: getattr(cfg, k) for k in ("problem_key", "answer_key", "subject_key", "level_key", "id_key")}

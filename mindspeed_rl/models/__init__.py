@@ -61,7 +61,6 @@ A new architecture is one file: subclass ``bridge.GPTBridge`` (or a sibling), se
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -95,8 +94,12 @@ def _load_config(hf_config: Any) -> dict:
             path = os.path.join(path, "config.json")
         if not os.path.isfile(path):
             raise CheckpointError(f"{path}: no config.json; point at a Hugging Face model directory")
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        from mindspeed_rl.utils.fs import FileFormatError, read_json
+
+        try:
+            return read_json(path, "model config")
+        except FileFormatError as exc:
+            raise CheckpointError(str(exc)) from None
     if hasattr(hf_config, "to_dict"):
         return hf_config.to_dict()
     return dict(hf_config)

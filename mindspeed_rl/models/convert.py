@@ -52,7 +52,12 @@ def atomic_output_dir(target: str, overwrite: bool) -> Iterator[str]:
         if os.listdir(target) and not overwrite:
             raise CheckpointError(f"{target}: not empty; pass --overwrite to replace it")
     parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
+    from mindspeed_rl.utils.fs import check_output_dir, remove_stale_temp
+
+    unwritable = check_output_dir(parent, "output directory")
+    if unwritable:
+        raise CheckpointError(f"{unwritable}; choose a writable place for {target}")
+    remove_stale_temp(parent, os.path.basename(target))  # a killed conversion's half-written copy
     tmp = os.path.join(parent, f".{os.path.basename(target)}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

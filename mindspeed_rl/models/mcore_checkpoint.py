@@ -70,6 +70,8 @@ def read_meta(root: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: damaged ({exc}); convert the checkpoint again") from None
     except OSError:
         raise CheckpointError(f"{path}: missing; was {root} written by tools/convert/convert_ckpt.py?") from None
 

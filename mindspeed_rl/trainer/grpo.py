@@ -59,7 +59,16 @@ class GRPOTrainer:
         self.cfg = cfg
         mt = cfg.megatron_training
         self.tokenizer = AutoTokenizer.from_pretrained(mt.tokenizer_name_or_path, local_files_only=True)
-        self.dataset = PromptDataset(mt.data_path)
+        from mindspeed_rl.config.errors import Problem
+        from mindspeed_rl.data.prompt_dataset import DatasetFormatError
+
+        try:
+            self.dataset = PromptDataset(mt.data_path)  # a damaged dataset is refused here, naming the file
+        except DatasetFormatError as exc:
+            from mindspeed_rl.config import ConfigError
+
+            raise ConfigError([Problem("megatron_training.data_path", mt.data_path, str(exc),
+                                       "preprocess the dataset again (cli/preprocess_data.py)")]) from None
         longest = int(self.dataset.prompt_lengths.max()) if len(self.dataset) else 0
         if longest > mt.max_prompt_length:
             from mindspeed_rl.config import ConfigError
@@ -69,6 +78,11 @@ class GRPOTrainer:
                                        f"the dataset {mt.data_path} has prompts of up to {longest} tokens",
                                        f"raise it to {longest} (and the lengths that depend on it) or preprocess "
                                        f"with max_prompt_length={mt.max_prompt_length}")])
+        from mindspeed_rl.trainer.preflight import preflight
+        from mindspeed_rl.trainer.resume_check import plan_resume
+
+        preflight(cfg, self.tokenizer, self.dataset)  # tokenizer/model/dataset agree, outputs writable
+        self.resume_plan = plan_resume(cfg)  # the checkpoint to resume, checked and compared, or None
         self.sampler = PromptSampler(len(self.dataset), mt.global_batch_size, seed=mt.seed, num_epochs=None)
         self.stop_ids = stop_token_ids(self.dataset.template, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
@@ -100,7 +114,10 @@ class GRPOTrainer:
         else:
             rl = self.cfg.rl_config
             wanted = rl.actor_resource.num_devices + (0 if rl.colocate_actor_ref else rl.reference_resource.num_devices)
-            ray.init(num_cpus=max(os.cpu_count() or 1, wanted + 1), **kwargs)
+            from mindspeed_rl.utils.ray_leftovers import init_local_ray
+
+            # a killed earlier run's Ray processes are stopped first, and this run's are noted
+            init_local_ray(num_cpus=max(os.cpu_count() or 1, wanted + 1), **kwargs)
 
     def _start_workers(self) -> None:
         from mindspeed_rl.workers.actor_worker import ActorRolloutWorker
@@ -281,18 +298,18 @@ class GRPOTrainer:
         export = {"hf_config_dir": os.path.abspath(hf_dir), "tokenizer": os.path.abspath(mt.tokenizer_name_or_path),
                   "template": self.dataset.template.name, "stop_token_ids": list(self.stop_ids)}
         state = {"sampler": self.sampler.state_dict(), "config_hash": config_hash(self.cfg),
+                 "config": dataclasses.asdict(self.cfg),  # compared key by key on resume
                  "torch_rng": torch.get_rng_state().tolist(), "export": export}
         return save_checkpoint(mt.save, iteration, state, write_parts, side_dirs=[hf_dir, mt.tokenizer_name_or_path])
 
     def resume(self) -> int:
-        mt = self.cfg.megatron_training
-        source = mt.load or (mt.save if mt.save and (Path(mt.save) / "latest_checkpointed_iteration.txt").exists() else "")
-        if not source:
+        from mindspeed_rl.trainer.resume_check import describe
+
+        plan = self.resume_plan
+        if plan is None:
             return 0
-        loaded = load_run_state(source)
-        if loaded is None:
-            return 0
-        iteration, state, path = loaded
+        print(describe(plan), flush=True)
+        iteration, state, path = load_run_state(plan.source, plan.iteration)
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         self.actor.run("load", str(path))

@@ -1,0 +1,129 @@
+"""Checks the driver runs after loading the tokenizer and opening the dataset, before Ray or any
+worker starts: the tokenizer, the model's vocabulary and the dataset must belong together, and the
+output directories must take files. Each problem names both sides and the key to change."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mindspeed_rl.config.errors import ConfigError, Problem
+from mindspeed_rl.utils.fs import FileFormatError, check_output_dir, read_json, stale_temp_entries
+
+TOKENIZER_KEY = "megatron_training.tokenizer_name_or_path"
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A hash of the whole tokenizer (vocabulary, merges, added tokens, normalizer)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)  # the preprocessor hashes the same string
+    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def model_config(cfg) -> tuple[str, dict]:
+    """(path, contents) of the HF config.json the engines build from; a damaged file is named."""
+    hf_dir = cfg.model.hf_config_dir or cfg.megatron_training.tokenizer_name_or_path
+    path = Path(hf_dir) / "config.json"
+    key = "model.hf_config_dir" if cfg.model.hf_config_dir else TOKENIZER_KEY
+    try:
+        return str(path), read_json(path, "model config")
+    except FileFormatError as exc:
+        raise ConfigError([Problem(key, hf_dir, str(exc), "fix the file or point the key at the right model")]) from None
+
+
+def _max_token_id(prefix: str, budget_bytes: int = 1 << 30) -> int:
+    """Largest prompt token id (the first ``budget_bytes`` of a huge dataset)."""
+    from mindspeed_rl.data.indexed import PROMPT, part_prefix
+
+    path = part_prefix(prefix, PROMPT) + ".bin"
+    size = os.path.getsize(path)
+    if size == 0:
+        return -1
+    data = np.memmap(path, dtype=np.int32, mode="r", shape=(min(size, budget_bytes) // 4,))
+    return int(data.max()) if data.size else -1
+
+
+def check_vocabulary(cfg, tokenizer, dataset) -> list[Problem]:
+    """Tokenizer vs model vocabulary vs the tokenizer the dataset was made with."""
+    out: list[Problem] = []
+    mt = cfg.megatron_training
+    config_path, hf = model_config(cfg)
+    vocab = int(hf.get("vocab_size", 0))
+    n_tok = len(tokenizer)
+    model_key = "model.hf_config_dir" if cfg.model.hf_config_dir else TOKENIZER_KEY
+    if vocab and n_tok > vocab:
+        out.append(Problem(TOKENIZER_KEY, mt.tokenizer_name_or_path,
+                           f"this tokenizer has {n_tok} tokens but the model ({config_path}) has vocab_size {vocab}: "
+                           "token ids past the embedding would train on garbage",
+                           "use the model's own tokenizer (its HF directory), or set model.hf_config_dir to the model "
+                           "this tokenizer belongs to"))
+    meta = dataset.meta.get("tokenizer", {})
+    meta_file = f"{dataset.prefix}_meta.json"
+    made_with = meta.get("path", "?")
+    if "vocab_size" in meta and int(meta["vocab_size"]) != n_tok:
+        out.append(Problem("megatron_training.data_path", mt.data_path,
+                           f"the dataset was tokenised with {made_with} ({meta['vocab_size']} tokens, {meta_file}) but "
+                           f"{TOKENIZER_KEY}={mt.tokenizer_name_or_path!r} has {n_tok} tokens",
+                           "preprocess the data with the run's tokenizer, or point the tokenizer key at the one the "
+                           "data was made with"))
+    elif meta.get("fingerprint") and meta["fingerprint"] != tokenizer_fingerprint(tokenizer):
+        out.append(Problem("megatron_training.data_path", mt.data_path,
+                           f"the dataset was tokenised with {made_with} ({meta_file}, fingerprint {meta['fingerprint']}); "
+                           f"{TOKENIZER_KEY}={mt.tokenizer_name_or_path!r} is a different tokenizer of the same size "
+                           f"(fingerprint {tokenizer_fingerprint(tokenizer)})",
+                           "preprocess the data with the run's tokenizer"))
+    else:
+        for token, tid in (meta.get("special_tokens") or {}).items():
+            mine = tokenizer.convert_tokens_to_ids(token)
+            if mine != tid:
+                out.append(Problem("megatron_training.data_path", mt.data_path,
+                                   f"{token} is id {tid} in the dataset's tokenizer ({made_with}, {meta_file}) but "
+                                   f"{mine} in {TOKENIZER_KEY}={mt.tokenizer_name_or_path!r}",
+                                   "preprocess the data with the run's tokenizer"))
+                break
+    if vocab and len(dataset):
+        top = _max_token_id(dataset.prefix)
+        if top >= vocab:
+            out.append(Problem("megatron_training.data_path", mt.data_path,
+                               f"the prompts hold token id {top}, past the model's vocab_size {vocab} ({config_path})",
+                               "preprocess the data with the model's tokenizer"))
+    for key, load in (("actor_config.load", cfg.actor_config.load), ("ref_config.load", cfg.ref_config.load)):
+        if not load or not vocab:
+            continue
+        meta_path = Path(load) / "convert_meta.json"
+        if not meta_path.is_file():
+            continue
+        try:
+            saved = read_json(meta_path, "checkpoint metadata").get("hf_config", {}).get("vocab_size")
+        except (FileFormatError, AttributeError) as exc:
+            out.append(Problem(key, load, str(exc), "convert the checkpoint again"))
+            continue
+        if saved is not None and int(saved) != vocab:
+            out.append(Problem(key, load, f"the checkpoint was converted from a model with vocab_size {saved} "
+                                          f"({meta_path}); the run's model ({config_path}) has {vocab}",
+                               f"convert {model_key}'s model, or point {model_key} at the model the checkpoint came from"))
+    return out
+
+
+def check_outputs(cfg, log=print) -> list[Problem]:
+    """Output directories take files, and temp files of killed runs are reported."""
+    mt = cfg.megatron_training
+    out = []
+    for key, path in (("megatron_training.save", mt.save), ("megatron_training.log_dir", mt.log_dir)):
+        if path:
+            why = check_output_dir(path, key)
+            if why:
+                out.append(Problem(key, path, why, "choose a writable directory"))
+    if mt.save and Path(mt.save).is_dir():
+        for entry in sorted(Path(mt.save).glob("iter_*.tmp")) + stale_temp_entries(mt.save):
+            log(f"note: {entry} was left by an interrupted save; it is not a checkpoint and the next save removes it")
+    return out
+
+
+def preflight(cfg, tokenizer, dataset, log=print) -> None:
+    """Every check above; raises one ConfigError listing all problems."""
+    problems = check_vocabulary(cfg, tokenizer, dataset) + check_outputs(cfg, log)
+    if problems:
+        raise ConfigError(problems)
