@@ -4,11 +4,11 @@
 # interleaved) and the countdown demo on 3 seeds. A run whose Ray start times out is retried once.
 # Prepare first: python3 tools/demo/prepare_tiny_cpu.py; python3 tools/demo/prepare_tiny_cpu.py --task countdown
 #
-#   bash benchmarks/dapo_countdown_queue.sh [filter_iters=12] [countdown_iters=25]
+#   bash benchmarks/dapo_countdown_queue.sh [filter_iters=12] [countdown_iters=20]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FITERS=${1:-12}
-CITERS=${2:-25}
+CITERS=${2:-20}
 export TOKENIZERS_PARALLELISM=false
 mkdir -p work_dirs/bench
 
@@ -32,11 +32,15 @@ filter() {  # filter <true|false> <seed>
 
 countdown() {  # countdown <seed>
   run "work_dirs/bench/countdown_s$1" grpo_countdown_tiny_cpu megatron_training.seed="$1" \
-    megatron_training.train_iters="$CITERS"
+    megatron_training.train_iters="$CITERS" megatron_training.global_batch_size=8 \
+    actor_config.micro_batch_size=8 actor_config.mini_batch_size=8 ref_config.micro_batch_size=8
 }
 
+# PARTS=filter or PARTS=countdown runs one stream only (two streams can run side by side)
 for seed in ${SEEDS:-1 2 3}; do
-  [[ -f work_dirs/bench/filter_true_s$seed/metrics.jsonl && -n "${SKIP_DONE:-}" ]] || filter true "$seed"
-  [[ -f work_dirs/bench/filter_false_s$seed/metrics.jsonl && -n "${SKIP_DONE:-}" ]] || filter false "$seed"
-  countdown "$seed"
+  if [[ "${PARTS:-filter countdown}" == *filter* ]]; then
+    [[ -f work_dirs/bench/filter_true_s$seed/metrics.jsonl && -n "${SKIP_DONE:-}" ]] || filter true "$seed"
+    [[ -f work_dirs/bench/filter_false_s$seed/metrics.jsonl && -n "${SKIP_DONE:-}" ]] || filter false "$seed"
+  fi
+  if [[ "${PARTS:-filter countdown}" == *countdown* ]]; then countdown "$seed"; fi
 done
