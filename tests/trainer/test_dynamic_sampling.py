@@ -138,3 +138,42 @@ def test_mask_truncated_zeroes_only_truncated_rows():
     mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 0, 0]])
     out = mask_truncated(mask, ["stop", "length", "stop"])
     assert out.tolist() == [[1, 1, 0], [0, 0, 0], [1, 0, 0]] and out.dtype == mask.dtype
+
+
+def test_trainer_hook_draws_extra_batches_from_the_run_sampler_and_skips_an_empty_step(capsys):
+    """GRPOTrainer.step with filtering on: extra rounds come from the run's own batch iterator
+    (what the checkpointed sampler state counts) with per-round rollout seeds; with nothing varied
+    within the cap the step makes no update and says so."""
+    from mindspeed_rl.config import load_config
+    from mindspeed_rl.trainer.grpo import GRPOTrainer
+
+    trainer = object.__new__(GRPOTrainer)  # no Ray: the step returns before any worker call
+    trainer.cfg = load_config("grpo_tiny_cpu", ["rl_config.filter_groups_enable=true", "rl_config.max_num_gen_batches=3",
+                                                "megatron_training.global_batch_size=2", "actor_config.mini_batch_size=2"])
+    trainer._batches = iter([[4, 7], [9, 0], [3, 3], [1, 2]])
+    seen = []
+
+    def generate_and_score(iteration, rows, round_, timer):
+        seen.append((iteration, list(rows), round_))
+        return _rollout(rows, REWARDS)
+
+    trainer.generate_and_score = generate_and_score
+    metrics, exp, texts, golds = trainer.step(5, [0, 3])
+    assert seen == [(5, [0, 3], 0), (5, [4, 7], 1), (5, [9, 0], 2)]
+    assert next(trainer._batches) == [3, 3]  # exactly two extra batches were drawn
+    assert exp is None and texts == [] and metrics["dynamic_sampling/gen_batches"] == 3
+    assert "skipping this iteration's update" in capsys.readouterr().out
+
+
+def test_each_generation_round_has_its_own_reproducible_rollout_seed():
+    from mindspeed_rl.config import load_config
+    from mindspeed_rl.trainer.grpo import GRPOTrainer
+
+    trainer = object.__new__(GRPOTrainer)
+    trainer.cfg = load_config("grpo_tiny_cpu", ["megatron_training.seed=7"])
+    trainer.stop_ids = [0]
+    trainer.generate = lambda prompts, sampling: sampling["seed"]
+    seeds = {(it, r): trainer.rollout([[1]], it, r) for it in (1, 2, 3) for r in (0, 1, 2)}
+    assert seeds[(2, 0)] == 7 * 1000003 + 2  # round 0: the seed a run without filtering uses
+    assert len(set(seeds.values())) == len(seeds)
+    assert trainer.rollout([[1]], 2, 1) == seeds[(2, 1)]
