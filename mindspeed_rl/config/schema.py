@@ -122,6 +122,24 @@ class RLConfig:
     save_samples_interval: int = option(5, "Save sample completions every N iterations")
     log_rollout_logprob_diff: bool = option(
         True, "On on-policy steps (1 mini-batch, 1 epoch) still recompute old log-probs, for rollout/logprob_diff")
+    # DAPO dynamic sampling (verl's algorithm.filter_groups, MindSpeed-RL's filter_groups_*)
+    filter_groups_enable: bool = option(
+        False, "Dynamic sampling: drop prompt groups whose filter metric is the same for all n samples and "
+        "generate more prompt batches until global_batch_size prompts are kept")
+    filter_groups_metric: str = option(
+        "score", "Per-sample value a group must vary in: score (the total reward, after overlong shaping) "
+        "or the name of one of verifier_function (its raw value, e.g. acc)")
+    max_num_gen_batches: int = option(
+        10, "Most prompt batches generated per iteration when filtering (<= 0: no limit); at the cap the "
+        "iteration trains on the groups it kept, with a warning")
+    # DAPO overlong reward shaping
+    overlong_buffer_enable: bool = option(
+        False, "Add DAPO's soft overlong penalty: linear from 0 to -overlong_penalty_factor over the last "
+        "overlong_buffer_len tokens before sampling_config.max_tokens")
+    overlong_buffer_len: int = option(4096, "Length of the overlong buffer in tokens (DAPO: 4096 of 20480)")
+    overlong_penalty_factor: float = option(1.0, "Penalty at the length limit (DAPO: 1.0)")
+    overlong_filter: bool = option(
+        False, "Mask truncated responses (finish_reason length) out of the loss (DAPO's overlong filtering)")
 
 
 @dataclass

@@ -158,6 +158,7 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
         _check_reward_names(rl.verifier_function, out)
     _check_validation(rl, out)
     check_training_rules(cfg, out)
+    _check_dapo(rl, s, out)
     if out:
         raise ConfigError(out)
     return cfg
@@ -178,6 +179,22 @@ def _check_validation(rl, out: list[Problem]) -> None:
             out.append(Problem("rl_config.val_datasets", rl.val_datasets, str(exc), "fix the held-out set entry"))
 
 
+def _check_dapo(rl, sampling, out: list[Problem]) -> None:
+    """Dynamic sampling's metric must exist; the overlong buffer must fit in the length limit."""
+    if rl.filter_groups_enable and rl.filter_groups_metric != "score" and rl.filter_groups_metric not in rl.verifier_function:
+        out.append(Problem("rl_config.filter_groups_metric", rl.filter_groups_metric,
+                           "must be 'score' or one of rl_config.verifier_function",
+                           f"use one of {['score'] + list(rl.verifier_function)}"))
+    if rl.overlong_buffer_enable:
+        if not 0 < rl.overlong_buffer_len <= sampling.max_tokens:
+            out.append(Problem("rl_config.overlong_buffer_len", rl.overlong_buffer_len,
+                               f"must be in [1, generate_config.sampling_config.max_tokens ({sampling.max_tokens})]",
+                               f"use e.g. {max(sampling.max_tokens // 5, 1)} (DAPO: 4096 of 20480)"))
+        if rl.overlong_penalty_factor < 0:
+            out.append(Problem("rl_config.overlong_penalty_factor", rl.overlong_penalty_factor,
+                               "must be >= 0 (it is subtracted)", "use 1.0 as DAPO does"))
+
+
 def _check_reward_names(names: list, out: list[Problem]) -> None:
     try:
         from mindspeed_rl.rewards import available_rewards  # the scorer's registry, when present
@@ -185,9 +202,22 @@ def _check_reward_names(names: list, out: list[Problem]) -> None:
         return
     known = set(available_rewards())
     for i, name in enumerate(names):
-        if name not in known:
+        if name not in known and not _importable_reward(name):
             out.append(Problem(f"rl_config.verifier_function[{i}]", name, "unknown reward function",
                                f"use one of {sorted(known)} or register your own"))
+
+
+def _importable_reward(name: str) -> bool:
+    """A ``package.module:function`` spec the scorer can import (allowed without registering)."""
+    if ":" not in name:
+        return False
+    from mindspeed_rl.rewards.registry import get_reward
+
+    try:
+        get_reward(name)
+    except KeyError:
+        return False
+    return True
 
 
 def check_resources(cfg: GRPOConfig, available: dict[str, float], resource: str) -> None:

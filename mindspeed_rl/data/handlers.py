@@ -218,3 +218,30 @@ class GSM8KHandler(FlatHandler):
         if not m or not m.group(1).strip():
             raise RowRejected("missing_answer", "no '#### <answer>' line in the solution")
         return m.group(1).strip()
+
+
+@register_handler("countdown")
+class CountdownHandler(Handler):
+    """Countdown (Mini-R1 / TinyZero layout: ``nums`` list and integer ``target``). The user turn is
+    Mini-R1's "Using the numbers [..], create an equation that equals T." (its instructions come
+    from the ``qwen_countdown`` template); the label is the JSON the ``countdown`` reward reads."""
+
+    default_map_keys = {"prompt": "nums", "query": None, "response": "target", "system": None}
+
+    def _problem(self, row):
+        import json
+
+        nums, target = self.field(row, "prompt"), self.field(row, "response")
+        if not isinstance(nums, (list, tuple)) or not nums or not all(isinstance(x, int) and not isinstance(x, bool) for x in nums):
+            raise RowRejected("bad_numbers", f"{self.map_keys['prompt']!r} must be a non-empty list of integers, got {nums!r}")
+        if isinstance(target, bool) or not isinstance(target, (int, str)) or not str(target).strip().lstrip("-").isdigit():
+            raise RowRejected("bad_target", f"{self.map_keys['response']!r} must be an integer, got {target!r}")
+        return list(nums), int(target), json
+
+    def messages(self, row):
+        nums, target, _ = self._problem(row)
+        return [{"role": "user", "content": f"Using the numbers {nums}, create an equation that equals {target}."}]
+
+    def label(self, row):
+        nums, target, json = self._problem(row)
+        return json.dumps({"target": target, "numbers": nums})

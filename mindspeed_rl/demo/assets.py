@@ -29,6 +29,17 @@ def reference_response(row: dict, style: int = 0) -> str:
     return f"<think> {think} </think> <answer> \\boxed{{{row['answer']}}} </answer>"
 
 
+def countdown_reference_response(row: dict, style: int = 0) -> str:
+    """A Mini-R1-style countdown response (the prompt already opened ``<think>``): the solver's
+    steps, then the equation; the SFT warm-start target of the countdown demo."""
+    steps = row["steps"] if style % 2 == 0 else list(reversed(row["steps"]))
+    joiner = (", ", "; ", " and ")[style % 3]
+    return f" {joiner.join(steps)} </think>\n<answer> {row['solution']} </answer>"
+
+
+REFERENCE_RESPONSES = {"arith": reference_response, "countdown": countdown_reference_response}
+
+
 def write_jsonl(rows: list[dict], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:

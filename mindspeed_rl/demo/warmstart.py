@@ -10,13 +10,14 @@ import torch
 from mindspeed_rl.demo.assets import reference_response
 
 
-def sft_batches(prompts: list[list[int]], rows: list[dict], tokenizer, batch_size: int, seed: int):
+def sft_batches(prompts: list[list[int]], rows: list[dict], tokenizer, batch_size: int, seed: int,
+                respond=reference_response):
     """Endless shuffled batches of prompt + reference response (+ end-of-turn token)."""
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     examples = []
     for prompt, row in zip(prompts, rows):
         for style in range(3):
-            resp = tokenizer.encode(reference_response(row, style), add_special_tokens=False) + [end]
+            resp = tokenizer.encode(respond(row, style), add_special_tokens=False) + [end]
             examples.append((prompt, resp))
     rng = random.Random(seed)
     while True:
@@ -41,7 +42,7 @@ def _to_batch(examples, pad_id: int) -> dict:
 
 
 def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[int]], rows: list[dict],
-               steps: int, lr: float, batch_size: int, seed: int) -> list[float]:
+               steps: int, lr: float, batch_size: int, seed: int, task: str = "arith") -> list[float]:
     """SFT ``steps`` steps from ``mcore_dir`` (a converted checkpoint), save the result as a HF model."""
     from transformers import AutoConfig, AutoTokenizer
 
@@ -60,7 +61,9 @@ def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[
                        lr_decay_steps=steps, clip_grad=1.0, seed=seed, use_distributed_optimizer=False)
     engine = MegatronEngine(hf_config, cfg, load=mcore_dir)
     losses = []
-    batches = sft_batches(prompts, rows, tokenizer, batch_size, seed)
+    from mindspeed_rl.demo.assets import REFERENCE_RESPONSES
+
+    batches = sft_batches(prompts, rows, tokenizer, batch_size, seed, REFERENCE_RESPONSES[task])
     for step in range(steps):
         out = engine.sft_step(next(batches))
         losses.append(float(out["sft_loss"]))

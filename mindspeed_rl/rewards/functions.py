@@ -225,3 +225,10 @@ def countdown_reward(response: str, gold, extra: Mapping = None) -> float:
     if sorted(used) != sorted(int(n) for n in numbers):
         return format_score
     return 1.0 if abs(value - Fraction(target)) < Fraction(1, 10**5) else format_score
+
+
+@register_reward("countdown_acc")
+def countdown_accuracy(response: str, gold, extra: Mapping = None) -> float:
+    """``countdown`` without format credit: 1.0 for a right equation, else 0 (log it with weight 0
+    next to ``countdown`` to follow the solve rate)."""
+    return 1.0 if countdown_reward(response, gold, extra) == 1.0 else 0.0

@@ -180,7 +180,7 @@ class GRPOTrainer:
             raise RuntimeError(f"rollout returned {len(outputs)} prompt results for {len(prompts)} prompts")
         return outputs
 
-    def rollout(self, prompts: list[list[int]], iteration: int) -> list[list]:
+    def rollout(self, prompts: list[list[int]], iteration: int, round_: int = 0) -> list[list]:
         s = self.cfg.generate_config.sampling_config
         sampling = dict(
             n=self.cfg.rl_config.n_samples_per_prompt,
@@ -191,7 +191,9 @@ class GRPOTrainer:
             max_tokens=s.max_tokens,
             stop_token_ids=self.stop_ids,
             # a fresh, reproducible seed per iteration: a resumed run samples what the original did
-            seed=(s.seed if s.seed is not None else self.cfg.megatron_training.seed) * 1000003 + iteration,
+            # (dynamic sampling's extra batches, round_ > 0, get their own seeds)
+            seed=(s.seed if s.seed is not None else self.cfg.megatron_training.seed) * 1000003 + iteration
+            + round_ * 104729,
             logprobs=True,
         )
         return self.generate(prompts, sampling)
@@ -204,28 +206,55 @@ class GRPOTrainer:
             texts.append(self.tokenizer.decode(ids, skip_special_tokens=False))
         return texts
 
+    def generate_and_score(self, iteration: int, prompt_rows: list[int], round_: int, timer: "Timer"):
+        """Generate n responses per prompt and score them (overlong shaping included)."""
+        from mindspeed_rl.algorithms.overlong import overlong_penalties
+        from mindspeed_rl.trainer.dynamic_sampling import ScoredRollout
+
+        rl = self.cfg.rl_config
+        items = self.dataset.batch(prompt_rows)
+        prompts = [item.prompt_ids.tolist() for item in items]
+        golds = [item.label for item in items]
+        with timer("rollout"):
+            outputs = self.rollout(prompts, iteration, round_)
+        exp = build_experience(prompts, outputs, self.pad_id)
+        texts = self.decode_responses(exp)
+        row_golds = [golds[p] for p in exp.prompt_index]
+        with timer("reward"):
+            lengths = [{"response_length": len(r)} for r in exp.response_ids]
+            totals, per_fn, reward_metrics = self.reward.run("score", texts, row_golds, lengths)[0]
+        if rl.overlong_buffer_enable:
+            penalties = overlong_penalties([len(r) for r in exp.response_ids], self.cfg.generate_config.sampling_config.max_tokens,
+                                           rl.overlong_buffer_len, rl.overlong_penalty_factor)
+            totals = [t + p for t, p in zip(totals, penalties)]
+            per_fn = {**per_fn, "overlong": penalties}
+        reward_metrics = {k: float(reward_metrics.get(k, 0)) for k in ("timeouts", "extraction_failures")}
+        return ScoredRollout(list(prompt_rows), prompts, golds, outputs, texts, list(totals), dict(per_fn), reward_metrics)
+
     def step(self, iteration: int, prompt_rows: list[int]) -> tuple[dict, Experience, list[str], list[str]]:
         from mindspeed_rl.algorithms import apply_kl_in_reward, compute_advantages, scores_to_token_rewards
         from mindspeed_rl.engine.rollout.metrics import logprob_diff
+        from mindspeed_rl.trainer import dynamic_sampling as ds
 
         cfg, rl = self.cfg, self.cfg.rl_config
         timer = Timer()
         t_all = time.perf_counter()
-        items = self.dataset.batch(prompt_rows)
-        prompts = [item.prompt_ids.tolist() for item in items]
-        golds = [item.label for item in items]
-
-        with timer("rollout"):
-            outputs = self.rollout(prompts, iteration)
-        exp = build_experience(prompts, outputs, self.pad_id)
+        ds_metrics: dict[str, float] = {}
+        if rl.filter_groups_enable:
+            scored, ds_metrics = ds.fill_batch(
+                prompt_rows, lambda: next(self._batches), lambda rows, r: self.generate_and_score(iteration, rows, r, timer),
+                target=cfg.megatron_training.global_batch_size, metric=rl.filter_groups_metric,
+                max_num_gen_batches=rl.max_num_gen_batches, warn=lambda msg: print(f"WARNING: {msg}", flush=True))
+            if scored is None:  # nothing informative in max_num_gen_batches batches: no update
+                return {**ds_metrics, **timer.times, "timing/all": time.perf_counter() - t_all}, None, [], []
+        else:
+            scored = self.generate_and_score(iteration, prompt_rows, 0, timer)
+        exp = build_experience(scored.prompts, scored.outputs, self.pad_id)
         batch = exp.batch
-        texts = self.decode_responses(exp)
-        row_golds = [golds[p] for p in exp.prompt_index]
-
-        with timer("reward"):
-            lengths = [{"response_length": len(r)} for r in exp.response_ids]
-            totals, per_fn, reward_metrics = self.reward.run("score", texts, row_golds, lengths)[0]
-        scores = torch.tensor(totals, dtype=torch.float32)
+        texts, per_fn = scored.texts, scored.per_fn
+        row_golds = [scored.golds[p] for p in exp.prompt_index]
+        reward_metrics = scored.reward_metrics
+        scores = torch.tensor(scored.scores, dtype=torch.float32)
 
         with timer("reference"):
             ref_group, ref_layout = (self.ref, self.ref_layout) if self.ref is not None else (self.actor, self.actor_layout)
@@ -247,15 +276,22 @@ class GRPOTrainer:
             rewards_for_adv = scores
         advantages = compute_advantages(rl.advantage_estimator, rewards_for_adv, mask, exp.prompt_index,
                                         epsilon=rl.norm_adv_eps)
+        train_mask = mask
+        if rl.overlong_filter:
+            from mindspeed_rl.algorithms.overlong import mask_truncated
+
+            train_mask = mask_truncated(mask, exp.finish_reasons)
         train_batch = {
-            "input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "response_mask": mask,
+            "input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "response_mask": train_mask,
             "advantages": advantages, "ref_log_probs": ref_lp,
         }
         if old_lp is not None:
             train_batch["old_log_probs"] = old_lp
+        # a short dynamic-sampling batch keeps the configured mini-batch count while it has the prompts
+        num_mini = min(self.num_mini_batches, len(scored.prompts))
         with timer("update"):
             results = self._sharded_call(self.actor, self.actor_layout, "update", train_batch,
-                                         (self.num_mini_batches, cfg.actor_config.epochs), self.num_mini_batches)
+                                         (num_mini, cfg.actor_config.epochs), num_mini)
             update_metrics = next(r for r in results if r is not None)
         with timer("weight_sync"):
             self.actor.run("sync_weights")
@@ -273,6 +309,8 @@ class GRPOTrainer:
         metrics["advantages/mean"] = float(seq_adv.mean())
         metrics["advantages/max"] = float(seq_adv.max())
         metrics["advantages/min"] = float(seq_adv.min())
+        metrics["advantages/zero_group_fraction"] = ds.zero_advantage_group_fraction(advantages, mask, exp.prompt_index)
+        metrics.update(ds_metrics)
         metrics.update(response_stats(exp, cfg.generate_config.sampling_config.max_tokens))
         if "rollout_log_probs" in batch and old_lp is not None:
             diff = logprob_diff(batch["rollout_log_probs"], old_lp, mask)
@@ -340,13 +378,14 @@ class GRPOTrainer:
         if start:
             logger.truncate_after(start)
         history = []
-        batches = iter(self.sampler)
+        batches = self._batches = iter(self.sampler)  # dynamic sampling draws extra batches from it
         validator = self._build_validator()
         try:
             if validator is not None and rl.test_before_train and start == 0:
                 logger.log(0, mt.train_iters, self.validate(validator, 0))
             for iteration in range(start + 1, mt.train_iters + 1):
                 metrics, exp, texts, golds = self.step(iteration, next(batches))
+                exp = exp if exp is not None else Experience({}, [], [], [])  # no update this iteration
                 if validator is not None and rl.test_freq > 0 and (iteration % rl.test_freq == 0 or iteration == mt.train_iters):
                     metrics.update(self.validate(validator, iteration))
                 history.append(metrics)

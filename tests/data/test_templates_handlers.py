@@ -60,7 +60,7 @@ def test_map_keys_missing_column_names_key_and_columns():
 
 
 def test_unknown_handler_lists_available():
-    with pytest.raises(HandlerError, match=r"available: \['chat', 'flat', 'gsm8k'"):
+    with pytest.raises(HandlerError, match=r"available: \['chat', 'countdown', 'flat', 'gsm8k'"):
         get_handler("alpacaa")
 
 

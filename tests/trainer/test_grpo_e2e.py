@@ -104,6 +104,47 @@ def test_resume_is_exact(assets, local_ray, tmp_path):
     assert not torch.equal(init[name], ref_weights[name])
 
 
+def test_dynamic_sampling_fills_the_batch_and_resumes_exactly(assets, local_ray, tmp_path):
+    """DAPO dynamic sampling through the real trainer: every trained group has varied rewards, the
+    batch is filled from extra generation batches (cap honoured), and a run resumed after
+    iterations that drew extra batches replays the uninterrupted run exactly."""
+    reward = "tests.trainer.sparse_reward:length_multiple_of_8"
+    dapo = [f"rl_config.verifier_function=['{reward}']", "rl_config.verifier_weight=[1.0]",
+            "rl_config.filter_groups_enable=true", f"rl_config.filter_groups_metric='{reward}'",
+            "rl_config.max_num_gen_batches=3", "rl_config.clip_ratio_high=0.28", "rl_config.kl_coef=0.0",
+            "rl_config.overlong_buffer_enable=true", "rl_config.overlong_buffer_len=4"]
+    full = tiny_config(assets, ["megatron_training.train_iters=3", f"megatron_training.log_dir={tmp_path / 'a'}", *dapo])
+    ref_history, ref_weights = _run(full)
+    rounds = [m["dynamic_sampling/gen_batches"] for m in ref_history]
+    assert max(rounds[:2]) > 1, f"no iteration drew an extra batch ({rounds}); the resume check would be vacuous"
+    for m in ref_history:
+        assert 1 <= m["dynamic_sampling/gen_batches"] <= 3
+        kept = m["dynamic_sampling/groups_kept"]
+        assert kept == 4 or m["dynamic_sampling/gen_batches"] == 3  # full, or short only at the cap
+        assert m["dynamic_sampling/groups_kept"] + m["dynamic_sampling/groups_dropped"] == m["dynamic_sampling/prompts_generated"]
+        assert m["advantages/zero_group_fraction"] == 0.0  # only varied groups are trained on
+        assert m["reward/overlong/mean"] <= 0.0
+
+    ckpt = tmp_path / "ckpt"
+    first = tiny_config(assets, ["megatron_training.train_iters=2", f"megatron_training.save={ckpt}",
+                                 "megatron_training.save_interval=2", f"megatron_training.log_dir={tmp_path / 'b'}", *dapo])
+    part1, _ = _run(first)
+    import json
+
+    state = json.loads((ckpt / "iter_0000002" / "run_state.json").read_text())
+    assert state["sampler"]["consumed_batches"] == sum(rounds[:2])  # the extra batches are accounted for
+    second = tiny_config(assets, ["megatron_training.train_iters=3", f"megatron_training.save={ckpt}",
+                                  "megatron_training.save_interval=2", f"megatron_training.log_dir={tmp_path / 'b'}", *dapo])
+    part2, weights = _run(second)
+    for it, (a, b) in enumerate(zip(ref_history, part1 + part2), start=1):
+        a, b = _comparable(a), _comparable(b)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-7), f"iteration {it}: {key} {a[key]} != {b[key]}"
+    for name in ref_weights:
+        torch.testing.assert_close(weights[name], ref_weights[name], rtol=0, atol=0, msg=name)
+
+
 def test_dead_worker_is_reported_within_seconds(assets, local_ray, tmp_path):
     from mindspeed_rl.trainer.grpo import GRPOTrainer
     from mindspeed_rl.workers.worker_group import WorkerFailedError

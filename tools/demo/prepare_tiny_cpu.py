@@ -2,10 +2,11 @@
 """Prepare the CPU demo end to end with the suite's real tools:
 
 1. a tiny Qwen2-architecture model and BPE tokenizer (Qwen chat special tokens), random weights;
-2. a synthetic arithmetic dataset, preprocessed with the R1-Zero template by cli/preprocess_data.py;
+2. a synthetic dataset, preprocessed by cli/preprocess_data.py: arithmetic with the R1-Zero template
+   (--task arith), or solvable Countdown problems with Mini-R1's prompt (--task countdown);
 3. the HF model converted to Megatron by tools/convert/convert_ckpt.py;
 4. a brief SFT warm start on the Megatron engine, exported to HF and converted again: the actor's
-   starting checkpoint for `python cli/train_grpo.py --config-name grpo_tiny_cpu`.
+   starting checkpoint for `python cli/train_grpo.py --config-name grpo_tiny_cpu` (grpo_countdown_tiny_cpu).
 """
 from __future__ import annotations
 
@@ -22,6 +23,35 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
+def _arith(seed: int, count: int):
+    from mindspeed_rl.demo.assets import arithmetic_problems
+
+    return arithmetic_problems(seed, count), arithmetic_problems(seed + 1, 200)
+
+
+def _countdown(seed: int, count: int):
+    """3 numbers in 1..9, integer targets in 1..40; test problems never appear in train."""
+    from mindspeed_rl.data.countdown import countdown_problems
+
+    rows = countdown_problems(count + 200, seed, min_numbers=3, max_numbers=3, min_number=1, max_number=9,
+                              min_target=1, max_target=40)
+    return rows[:count], rows[count:]
+
+
+def _countdown_messages(row: dict) -> list[dict]:
+    from mindspeed_rl.data.handlers import get_handler
+
+    return get_handler("countdown")(row).messages
+
+
+TASKS = {
+    "arith": dict(work_dir="work_dirs/tiny_cpu", train_rows=2000, problems=_arith, template="qwen_r1", dataset_config="tiny_arith",
+                  messages=lambda r: r["problem"]),
+    "countdown": dict(work_dir="work_dirs/countdown_tiny_cpu", train_rows=1200, problems=_countdown, template="qwen_countdown",
+                      dataset_config="countdown_tiny", messages=_countdown_messages),
+}
+
+
 def run(cmd: list[str]) -> None:
     print("+ " + " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
@@ -29,9 +59,10 @@ def run(cmd: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-dir", default="work_dirs/tiny_cpu", help="where everything is written")
+    parser.add_argument("--task", choices=sorted(TASKS), default="arith", help="the demo task")
+    parser.add_argument("--work-dir", default=None, help="where everything is written (default: per task)")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--train-rows", type=int, default=2000, help="synthetic training prompts")
+    parser.add_argument("--train-rows", type=int, default=None, help="synthetic training prompts (arith 2000, countdown 1200)")
     parser.add_argument("--sft-steps", type=int, default=300, help="warm-start steps (0: skip)")
     parser.add_argument("--sft-lr", type=float, default=2e-3)
     parser.add_argument("--sft-batch", type=int, default=16)
@@ -40,9 +71,12 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if the work dir is complete")
     args = parser.parse_args()
 
-    from mindspeed_rl.demo.assets import arithmetic_problems, build_tiny_model, reference_response, train_tokenizer, write_jsonl
+    from mindspeed_rl.demo.assets import REFERENCE_RESPONSES, build_tiny_model, train_tokenizer, write_jsonl
     from mindspeed_rl.data import load_template
 
+    task = TASKS[args.task]
+    args.work_dir = args.work_dir or task["work_dir"]
+    args.train_rows = args.train_rows or task["train_rows"]
     work = (ROOT / args.work_dir).resolve() if not os.path.isabs(args.work_dir) else Path(args.work_dir)
     done_marker = work / "PREPARED.json"
     if done_marker.exists() and not args.force:
@@ -54,24 +88,24 @@ def main() -> int:
     t0 = time.time()
 
     # 1. data rows and a tokenizer trained on the rendered template + reference responses
-    rows = arithmetic_problems(args.seed, args.train_rows)
-    test_rows = arithmetic_problems(args.seed + 1, 200)
+    rows, test_rows = task["problems"](args.seed, args.train_rows)
     write_jsonl(rows, work / "data" / "train.jsonl")
     write_jsonl(test_rows, work / "data" / "test.jsonl")
-    template = load_template("qwen_r1")
-    texts = [template.render(r["problem"]) + reference_response(r, s) for r in rows[:300] for s in range(3)]
+    template = load_template(task["template"])
+    respond = REFERENCE_RESPONSES[args.task]
+    texts = [template.render(task["messages"](r)) + respond(r, s) for r in rows[:300] for s in range(3)]
     tokenizer = train_tokenizer(texts, work / "hf_init", vocab_size=512)
     build_tiny_model(tokenizer, work / "hf_init", seed=args.seed, hidden_size=args.hidden_size, num_layers=args.num_layers)
     print(f"[1/4] tiny model ({args.hidden_size} hidden, {args.num_layers} layers, vocab {len(tokenizer)}) in {work / 'hf_init'}")
 
     # 2. the real preprocessor and template
-    run([sys.executable, "cli/preprocess_data.py", "--config-name", "tiny_arith",
+    run([sys.executable, "cli/preprocess_data.py", "--config-name", task["dataset_config"],
          f"input={work / 'data' / 'train.jsonl'}", f"tokenizer_name_or_path={work / 'hf_init'}",
          f"output_prefix={work / 'data' / 'train'}", "overwrite=true"])
-    run([sys.executable, "cli/preprocess_data.py", "--config-name", "tiny_arith",
+    run([sys.executable, "cli/preprocess_data.py", "--config-name", task["dataset_config"],
          f"input={work / 'data' / 'test.jsonl'}", f"tokenizer_name_or_path={work / 'hf_init'}",
          f"output_prefix={work / 'data' / 'test'}", "overwrite=true"])
-    print("[2/4] preprocessed with template qwen_r1")
+    print(f"[2/4] preprocessed with template {task['template']}")
 
     # 3. the real converter
     run([sys.executable, "tools/convert/convert_ckpt.py", "hf2mcore", "--load-dir", str(work / "hf_init"),
@@ -87,9 +121,10 @@ def main() -> int:
             "rows = [json.loads(l) for l in open(%r)]\n"
             "ds = PromptDataset(%r)\n"
             "prompts = [ds.prompt_ids(i).tolist() for i in range(len(ds))]\n"
-            "warm_start(%r, %r, %r, prompts, rows, steps=%d, lr=%r, batch_size=%d, seed=%d)\n"
+            "warm_start(%r, %r, %r, prompts, rows, steps=%d, lr=%r, batch_size=%d, seed=%d, task=%r)\n"
         ) % (str(ROOT), str(work / "data" / "train.jsonl"), str(work / "data" / "train"), str(work / "hf_init"),
-             str(work / "mcore_init"), str(work / "hf_sft"), args.sft_steps, args.sft_lr, args.sft_batch, args.seed)])
+             str(work / "mcore_init"), str(work / "hf_sft"), args.sft_steps, args.sft_lr, args.sft_batch, args.seed,
+             args.task)])
         run([sys.executable, "tools/convert/convert_ckpt.py", "hf2mcore", "--load-dir", str(work / "hf_sft"),
              "--save-dir", str(work / "mcore"), "--tp", "1", "--pp", "1", "--quiet"])
         print(f"[4/4] SFT warm start ({args.sft_steps} steps) -> {work / 'mcore'}")
