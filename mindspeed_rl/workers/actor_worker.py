@@ -8,15 +8,7 @@ from typing import Any
 
 import torch
 
-from mindspeed_rl.workers.worker_group import BaseWorker
-
-
-def set_worker_threads(ranks_on_machine: int) -> None:
-    """CPU threads per rank: MINDSPEED_RL_THREADS_PER_WORKER, else the cores shared by the ranks
-    (on CPU the ranks are the compute; oversubscribing cores only slows everyone down)."""
-    forced = os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER")
-    threads = int(forced) if forced else max(1, (os.cpu_count() or 1) // max(1, ranks_on_machine))
-    torch.set_num_threads(threads)
+from mindspeed_rl.workers.worker_group import BaseWorker, set_worker_threads  # noqa: F401 - re-exported
 
 
 def engine_overrides(cfg) -> dict[str, Any]:
@@ -74,8 +66,7 @@ class ActorRolloutWorker(BaseWorker):
 
     def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict,
                  with_reference: bool):
-        super().__init__(group, rank, world_size, env)
-        set_worker_threads(world_size)
+        super().__init__(group, rank, world_size, env)  # threads: BaseWorker.place, by ranks per node
         from mindspeed_rl.config import GRPOConfig
         from mindspeed_rl.config.structured import from_dict
 

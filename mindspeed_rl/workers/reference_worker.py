@@ -3,14 +3,12 @@ from __future__ import annotations
 
 
 
-from mindspeed_rl.workers.actor_worker import set_worker_threads
 from mindspeed_rl.workers.worker_group import BaseWorker
 
 
 class ReferenceWorker(BaseWorker):
     def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict):
-        super().__init__(group, rank, world_size, env)
-        set_worker_threads(world_size)
+        super().__init__(group, rank, world_size, env)  # threads: BaseWorker.place, by ranks per node
         from mindspeed_rl.config import GRPOConfig
         from mindspeed_rl.config.structured import from_dict
 
