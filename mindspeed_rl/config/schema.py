@@ -50,6 +50,11 @@ class MegatronTrainingConfig:
     log_dir: str = option("runs", "Directory for metrics JSONL, TensorBoard, samples and curves")
     log_interval: int = option(1, "Print a progress line every N iterations")
     dataset_additional_keys: list = option([], "Extra dataset columns passed through to reward functions")
+    # MindSpeed (Ascend) feature flags: written into sys.argv before mindspeed.megatron_adaptor is imported
+    use_flash_attn: bool = option(False, "Ascend/MindSpeed: fused flash attention (--use-flash-attn)")
+    use_fused_rmsnorm: bool = option(False, "Ascend/MindSpeed: fused RMSNorm kernel (--use-fused-rmsnorm)")
+    use_fused_swiglu: bool = option(False, "Ascend/MindSpeed: fused SwiGLU kernel (--use-fused-swiglu)")
+    use_fused_rotary_pos_emb: bool = option(False, "Ascend/MindSpeed: fused RoPE kernel (--use-fused-rotary-pos-emb)")
 
 
 @dataclass

@@ -29,11 +29,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _te_available() -> bool:
-    try:
-        import transformer_engine  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means: no TE
-        return False
-    return True
+    """Real TE on CUDA only: MindSpeed registers a dummy ``transformer_engine`` on Ascend."""
+    from mindspeed_rl.platform import current_platform
+
+    return current_platform().use_transformer_engine()
 
 
 class MegatronEngine:
@@ -125,7 +124,7 @@ class MegatronEngine:
             overrides["sequence_parallel"] = True
         tcfg = self.bridge.transformer_config(self.tp_size, self.pp_size, params_dtype=c.torch_dtype,
                                               num_layer_list=c.num_layer_list, **overrides)
-        use_te = c.use_te if c.use_te is not None else (self.platform.device_type != "cpu" and _te_available())
+        use_te = c.use_te if c.use_te is not None else _te_available()
         model = GPTModel(
             tcfg,
             self.bridge.layer_spec(use_te=use_te),

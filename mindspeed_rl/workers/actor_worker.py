@@ -82,8 +82,10 @@ class ActorRolloutWorker(BaseWorker):
         from mindspeed_rl.engine.rollout.parallel_plan import plan_rollout_parallel
         from mindspeed_rl.platform import current_platform
 
+        from mindspeed_rl.platform.adaptors import mindspeed_flags
+
         cfg = self.cfg
-        current_platform().apply_megatron_adaptor()
+        current_platform().apply_megatron_adaptor(mindspeed_flags(cfg))  # before anything imports megatron
         hf_dir = hf_config_dir(cfg)
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
         check_hf_config_matches(cfg, hf_config)

@@ -23,8 +23,10 @@ class ReferenceWorker(BaseWorker):
         from mindspeed_rl.workers.actor_worker import (check_hf_config_matches, engine_layout, engine_overrides,
                                                        hf_config_dir)
 
+        from mindspeed_rl.platform.adaptors import mindspeed_flags
+
         cfg = self.cfg
-        current_platform().apply_megatron_adaptor()
+        current_platform().apply_megatron_adaptor(mindspeed_flags(cfg))  # before anything imports megatron
         hf_config = AutoConfig.from_pretrained(hf_config_dir(cfg), local_files_only=True)
         check_hf_config_matches(cfg, hf_config)
         ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=cfg.megatron_training.seed, forward_only=True,
