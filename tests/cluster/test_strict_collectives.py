@@ -44,7 +44,7 @@ def test_check_refuses_cpu_tensors_on_device_only_groups():
 
 
 @pytest.mark.dist
-@pytest.mark.parametrize("cluster_platform", ["cuda", "npu"])
+@pytest.mark.parametrize("cluster_platform", ["cuda"])  # npu: same spec shape, see the unit test
 def test_engine_checkpoint_and_weight_sync_collectives(cluster_platform, tmp_path):
     from tests.cluster.collective_ranks import engine_under_strict_collectives
 
