@@ -47,14 +47,18 @@ if [[ -z "${NODE_RANK:-}" ]]; then
 fi
 
 if [[ -z "${NODE_IP:-}" ]]; then
-  if [[ "$NODE_RANK" == 0 ]]; then
+  if [[ "$MASTER_ADDR" == 127.* || "$MASTER_ADDR" == localhost ]]; then
+    NODE_IP=""  # one host: Ray's own choice of address; the head is reached through loopback
+  elif [[ "$NODE_RANK" == 0 ]]; then
     NODE_IP="$MASTER_ADDR"
   else
     NODE_IP="$(ip route get "$MASTER_ADDR" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p' | head -1)"
     NODE_IP="${NODE_IP:-$(hostname -I | awk '{print $1}')}"
   fi
 fi
-if [[ -z "${SOCKET_IFNAME:-}" ]] && command -v ip >/dev/null; then
+IP_ARGS=()
+[[ -n "$NODE_IP" ]] && IP_ARGS=(--node-ip-address="$NODE_IP")
+if [[ -z "${SOCKET_IFNAME:-}" && -n "$NODE_IP" ]] && command -v ip >/dev/null; then
   SOCKET_IFNAME="$(ip -o -4 addr show 2>/dev/null | awk -v ip="$NODE_IP" '{split($4, a, "/"); if (a[1] == ip) print $2}' | head -1)"
 fi
 if [[ -n "${SOCKET_IFNAME:-}" ]]; then
@@ -76,6 +80,10 @@ case "$DEVICE" in
   *) echo "DEVICE must be NPU, GPU or CPU, got '$DEVICE'" >&2; exit 2 ;;
 esac
 export CUDA_DEVICE_MAX_CONNECTIONS="${CUDA_DEVICE_MAX_CONNECTIONS:-1}"
+# Ray >= 2.5x turns on token authentication for `ray start` clusters; the driver and every node
+# then need the same token. Off by default here (a private training network); to use it, export
+# RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (the same value) on every node.
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 TOTAL=$((NNODES * DEVICES_PER_NODE))
 HEAD="${MASTER_ADDR}:${RAY_PORT}"
 
@@ -104,13 +112,13 @@ wait_for_port() {  # host port timeout_s
 
 if [[ "$RAY_STOP" == all ]]; then ray stop --force >/dev/null 2>&1 || true; fi
 if [[ "$NODE_RANK" == 0 ]]; then
-  ray start --head --node-ip-address="$NODE_IP" --port="$RAY_PORT" --include-dashboard=false \
+  ray start --head "${IP_ARGS[@]}" --port="$RAY_PORT" --include-dashboard=false \
     --dashboard-port="$DASHBOARD_PORT" "${RES_ARGS[@]}" --block &
   RAY_PID=$!
-  wait_for_port "$NODE_IP" "$RAY_PORT" 120
+  wait_for_port "$MASTER_ADDR" "$RAY_PORT" 120
   echo "waiting for ${TOTAL} ${DEVICE}s across ${NNODES} node(s)..."
   WAIT_COUNT=$TOTAL; [[ "$DEVICE" == CPU ]] && WAIT_COUNT=$((NNODES * (DEVICES_PER_NODE + 1)))
-  RAY_ADDRESS="$HEAD" python3 - "$DEVICE" "$WAIT_COUNT" "$NNODES" "$WAIT_TIMEOUT" <<'PY'
+  RAY_ADDRESS="$HEAD" timeout "$WAIT_TIMEOUT" python3 - "$DEVICE" "$WAIT_COUNT" "$NNODES" "$WAIT_TIMEOUT" <<'PY'
 import sys, ray
 from mindspeed_rl.workers.placement import wait_for_resources
 ray.init(logging_level="ERROR")
@@ -127,7 +135,7 @@ PY
 else
   # join once the head is up, and stay until the head goes away (training over)
   wait_for_port "$MASTER_ADDR" "$RAY_PORT" "$JOIN_TIMEOUT"
-  ray start --address="$HEAD" --node-ip-address="$NODE_IP" "${RES_ARGS[@]}" --block &
+  ray start --address="$HEAD" "${IP_ARGS[@]}" "${RES_ARGS[@]}" --block &
   RAY_PID=$!
   set +e
   wait "$RAY_PID"
