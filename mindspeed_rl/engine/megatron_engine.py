@@ -263,6 +263,7 @@ class MegatronEngine:
 
     def _optimizer_step(self, micro: List[B.Batch], loss_fn) -> Tuple[float, float]:
         """Forward/backward over ``micro`` then one optimizer step; returns (grad_norm, lr used)."""
+        self.onload()  # state parked for the rollout (or weight sync) comes back before training
         self.model.train()
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
@@ -394,7 +395,8 @@ class MegatronEngine:
         # "params" only. Storages already parked have 0 bytes and are skipped by add().
         param_keys = {p.data.untyped_storage().data_ptr() for p in self.model.parameters()}
         for kind in kinds:
-            parking = StorageParking(kind)
+            # the fp32 grad buffer is zeroed before the next update: free it, do not copy it to host
+            parking = StorageParking(kind, keep_data=kind != "grads")
             parking.add(self._tensors_of(kind), exclude=() if kind == "params" else param_keys)
             self._parked[kind] = parking
         moved = sum(self._parked[k].offload() for k in kinds)

@@ -145,6 +145,11 @@ class ActorRolloutWorker(BaseWorker):
                 moved["bytes"] += tensor.numel() * tensor.element_size()
                 yield name, tensor
 
+        a = self.cfg.actor_config
+        if a.offload_grads or a.offload_optimizer:
+            # free the update's grads and optimizer state before the rollout's weights wake up
+            # (they stay parked through generate(), which brings everything back at its end)
+            self.actor.offload(params=False, grads=a.offload_grads, optimizer=a.offload_optimizer)
         # Only the rollout's weights wake up for loading; its KV cache sleeps until generate().
         self.rollout.wake_up(tags=["weights"])
         self.rollout.update_weights(counted())
@@ -187,7 +192,8 @@ class ActorRolloutWorker(BaseWorker):
     def compute_log_probs(self, batch: dict, which: str = "actor") -> dict | None:
         engine = self.actor if which == "actor" else self.ref
         out = engine.compute_log_probs(batch)
-        return {"log_probs": out["log_probs"]} if is_output_rank(engine) else None
+        # the driver has no device: results leave the worker as CPU tensors
+        return {"log_probs": out["log_probs"].cpu()} if is_output_rank(engine) else None
 
     def update(self, batch: dict, num_mini_batches: int, epochs: int) -> dict:
         from mindspeed_rl.engine import policy_loss_config_from_rl

@@ -38,4 +38,4 @@ class ReferenceWorker(BaseWorker):
         from mindspeed_rl.workers.actor_worker import is_output_rank
 
         out = self.ref.compute_log_probs(batch)
-        return {"log_probs": out["log_probs"]} if is_output_rank(self.ref) else None
+        return {"log_probs": out["log_probs"].cpu()} if is_output_rank(self.ref) else None  # driver: no device
