@@ -116,6 +116,8 @@ class RLConfig:
     verifier_num_workers: int = option(2, "Scorer processes")
     verifier_timeout: float = option(10.0, "Hard per-sample scoring timeout in seconds")
     colocate_actor_ref: bool = option(True, "Reference shares the actor's devices (weights parked in host memory)")
+    device_memory_gb: float = option(0.0, "Memory of one device in GB, for the --dry-run plan's verdict (0: not checked)")
+    devices_per_node: int = option(0, "Devices per node, for the --dry-run placement (0: all on one node)")
     actor_resource: ResourceConfig = option(ResourceConfig, "Devices for the actor (and its rollout engines)")
     reference_resource: ResourceConfig = option(ResourceConfig, "Devices for the reference when not colocated")
     num_cpus_for_reward: int = option(1, "CPUs reserved for each reward worker")
