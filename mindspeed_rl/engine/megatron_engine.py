@@ -221,7 +221,7 @@ class MegatronEngine:
         """
         B.check_batch(batch)
         n, r = batch["response_mask"].shape
-        micro = B.split_micro_batches(B.trim_to_longest(batch), micro_batch_size or self.config.micro_batch_size)
+        micro = B.split_micro_batches(B.trim_to_longest(batch, self._seq_multiple()), micro_batch_size or self.config.micro_batch_size)
         outputs: List[Tuple[torch.Tensor, Optional[torch.Tensor]]] = []
 
         def loss_fn(mb, logits):
@@ -239,6 +239,10 @@ class MegatronEngine:
             value = self._broadcast_from_last_stage(value, (n, r))
             result[key] = torch.where(mask, value, torch.zeros((), device=value.device))
         return result
+
+    def _seq_multiple(self) -> int:
+        """Sequence parallelism splits the sequence over the TP ranks: lengths must divide by TP."""
+        return self.tp_size if self.config.sequence_parallel else 1
 
     # ------------------------------------------------------------------ training
     def _require_optimizer(self, what: str) -> None:
@@ -292,7 +296,7 @@ class MegatronEngine:
         if num_mini_batches < 1 or epochs < 1:
             raise ValueError(f"num_mini_batches={num_mini_batches} and epochs={epochs} must be >= 1")
         on_policy = num_mini_batches == 1 and epochs == 1
-        batch = B.trim_to_longest(batch)
+        batch = B.trim_to_longest(batch, self._seq_multiple())
         n = batch["input_ids"].shape[0]
         mbs = micro_batch_size or self.config.micro_batch_size
         with_entropy = self.config.compute_entropy or loss_config.entropy_coeff != 0
@@ -338,7 +342,7 @@ class MegatronEngine:
 
         self._require_optimizer("sft_step")
         B.check_batch(batch)
-        batch = B.trim_to_longest(batch)
+        batch = B.trim_to_longest(batch, self._seq_multiple())
         norm = self._global_normalizers(batch["response_mask"], None)
         micro = B.split_micro_batches(batch, micro_batch_size or self.config.micro_batch_size)
         scale = float(len(micro) * self.dp_size)

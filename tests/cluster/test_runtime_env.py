@@ -22,3 +22,20 @@ def test_ascend_defaults_and_overrides():
     assert env["HCCL_EXEC_TIMEOUT"] == "7200"  # the driver's value wins
     assert env["PYTORCH_NPU_ALLOC_CONF"] == PLATFORM_DEFAULTS["npu"]["PYTORCH_NPU_ALLOC_CONF"]
     assert "HCCL_BUFFSIZE" not in worker_env("cpu", {})
+
+
+def test_sequence_parallel_widths_are_padded_to_tp():
+    import torch
+
+    from mindspeed_rl.engine.batch import trim_to_longest
+
+    mask = torch.zeros(2, 16, dtype=torch.long)
+    mask[0, :7], mask[1, :5] = 1, 1
+    batch = {"input_ids": torch.arange(32).view(2, 16) * mask, "attention_mask": mask,
+             "response_mask": torch.ones(2, 2, dtype=torch.long)}
+    assert trim_to_longest(batch)["input_ids"].shape == (2, 7)
+    out = trim_to_longest(batch, multiple=4)
+    assert out["input_ids"].shape == (2, 8) and out["attention_mask"].shape == (2, 8)
+    assert out["attention_mask"][:, 7].sum() == 0  # the added column is padding
+    assert trim_to_longest({**batch, "attention_mask": mask[:, :7], "input_ids": batch["input_ids"][:, :7]},
+                           multiple=4)["input_ids"].shape == (2, 8)  # padded past the given width
