@@ -27,6 +27,9 @@ def main() -> int:
         epilog=_epilog(),
     )
     parser.add_argument("--print-config", action="store_true", help="print the resolved, validated config and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the per-rank memory plan phase by phase and the placement, then exit; exit 3 "
+                             "when a phase does not fit rl_config.device_memory_gb (no devices, Ray or model files needed)")
     args = parser.parse_args()
 
     from mindspeed_rl.config import load_config
@@ -39,6 +42,13 @@ def main() -> int:
 
         print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
         return 0
+
+    if args.dry_run:
+        from mindspeed_rl.planning import plan_memory
+
+        plan = plan_memory(cfg)
+        print(plan.render())
+        return 3 if plan.refusals() else 0
 
     from mindspeed_rl.utils.imports import require
 

@@ -1,48 +1,144 @@
 #!/usr/bin/env bash
-# Shared by the cluster launchers: bring up Ray on this node, and on node 0 wait for every device
-# and run cli/train_grpo.py. Expects NNODES, DEVICES_PER_NODE, DEVICE (NPU|GPU), MASTER_ADDR,
-# NODE_RANK (default: derived from this host's address), CONFIG_NAME and extra overrides in "$@".
+# Shared by the cluster launchers: bring up Ray on this node; node 0 waits for every device, runs
+# cli/train_grpo.py and stops Ray when training ends, whether it succeeded or failed.
+#
+# Inputs (environment):
+#   NNODES (1), DEVICES_PER_NODE (8), DEVICE (NPU|GPU|CPU), CONFIG_NAME, overrides in "$@"
+#   MASTER_ADDR   node 0's address (127.0.0.1 for one node)
+#   NODE_RANK     0 on the head; default: 0 when NNODES=1 or MASTER_ADDR is one of this host's
+#                 addresses, else 1 (give it explicitly for several nodes on one host)
+#   NODE_IP       this node's address for Ray (--node-ip-address); default: MASTER_ADDR on node 0,
+#                 else the source address of the route to MASTER_ADDR
+#   SOCKET_IFNAME interface for GLOO/NCCL/HCCL/TP_SOCKET_IFNAME; default: the one holding NODE_IP
+#   RAY_PORT (6344), RAY_STOP=all|own (all: `ray stop --force` before and after, as on a dedicated
+#                 node; own: only the Ray processes this script started, for shared machines)
+#   JOIN_TIMEOUT  seconds a worker node waits for the head (600); WAIT_TIMEOUT for devices (1800)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"  # before any python: the package is imported from this checkout
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+NNODES="${NNODES:-1}"
+DEVICES_PER_NODE="${DEVICES_PER_NODE:-8}"
+DEVICE="${DEVICE:-NPU}"
+MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 RAY_PORT="${RAY_PORT:-6344}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8260}"
+RAY_STOP="${RAY_STOP:-all}"
+JOIN_TIMEOUT="${JOIN_TIMEOUT:-600}"
+WAIT_TIMEOUT="${WAIT_TIMEOUT:-1800}"
+
+is_local_address() {
+  local addr="$1"
+  [[ "$addr" == "$(hostname)" ]] && return 0
+  hostname -I 2>/dev/null | tr ' ' '\n' | grep -qx "$addr" && return 0
+  return 1
+}
 
 if [[ -z "${NODE_RANK:-}" ]]; then
-  # node 0 is the one whose address is MASTER_ADDR
-  if hostname -I 2>/dev/null | tr ' ' '\n' | grep -qx "$MASTER_ADDR" || [[ "$(hostname)" == "$MASTER_ADDR" ]]; then
+  if [[ "$NNODES" == 1 ]] || is_local_address "$MASTER_ADDR"; then
     NODE_RANK=0
+  elif [[ "$MASTER_ADDR" == 127.* || "$MASTER_ADDR" == localhost ]]; then
+    echo "MASTER_ADDR=$MASTER_ADDR is a loopback address but NNODES=$NNODES: set NODE_RANK on each node" >&2
+    exit 2
   else
     NODE_RANK=1
   fi
 fi
 
-case "$DEVICE" in
-  NPU) RES_ARGS=(--resources="{\"NPU\": ${DEVICES_PER_NODE}}") ; export MINDSPEED_RL_PLATFORM=npu ;;
-  GPU) RES_ARGS=(--num-gpus="${DEVICES_PER_NODE}") ; export MINDSPEED_RL_PLATFORM=cuda ;;
-  *) echo "DEVICE must be NPU or GPU, got '$DEVICE'" >&2; exit 2 ;;
-esac
-TOTAL=$((NNODES * DEVICES_PER_NODE))
+if [[ -z "${NODE_IP:-}" ]]; then
+  if [[ "$MASTER_ADDR" == 127.* || "$MASTER_ADDR" == localhost ]]; then
+    NODE_IP=""  # one host: Ray's own choice of address; the head is reached through loopback
+  elif [[ "$NODE_RANK" == 0 ]]; then
+    NODE_IP="$MASTER_ADDR"
+  else
+    NODE_IP="$(ip route get "$MASTER_ADDR" 2>/dev/null | sed -n 's/.* src \([^ ]*\).*/\1/p' | head -1)"
+    NODE_IP="${NODE_IP:-$(hostname -I | awk '{print $1}')}"
+  fi
+fi
+IP_ARGS=()
+[[ -n "$NODE_IP" ]] && IP_ARGS=(--node-ip-address="$NODE_IP")
+if [[ -z "${SOCKET_IFNAME:-}" && -n "$NODE_IP" ]] && command -v ip >/dev/null; then
+  SOCKET_IFNAME="$(ip -o -4 addr show 2>/dev/null | awk -v ip="$NODE_IP" '{split($4, a, "/"); if (a[1] == ip) print $2}' | head -1)"
+fi
+if [[ -n "${SOCKET_IFNAME:-}" ]]; then
+  # collectives bind to the interface Ray uses, not the first one the library finds
+  export GLOO_SOCKET_IFNAME="${GLOO_SOCKET_IFNAME:-$SOCKET_IFNAME}" NCCL_SOCKET_IFNAME="${NCCL_SOCKET_IFNAME:-$SOCKET_IFNAME}"
+  export HCCL_SOCKET_IFNAME="${HCCL_SOCKET_IFNAME:-$SOCKET_IFNAME}" TP_SOCKET_IFNAME="${TP_SOCKET_IFNAME:-$SOCKET_IFNAME}"
+fi
 
-ray stop --force >/dev/null 2>&1 || true
+case "$DEVICE" in
+  NPU)
+    RES_ARGS=(--resources="{\"NPU\": ${DEVICES_PER_NODE}}") ; export MINDSPEED_RL_PLATFORM=npu
+    # MindSpeed-RL's runtime environment; every one can be overridden by exporting it first
+    export PYTORCH_NPU_ALLOC_CONF="${PYTORCH_NPU_ALLOC_CONF:-expandable_segments:True}"
+    export HCCL_CONNECT_TIMEOUT="${HCCL_CONNECT_TIMEOUT:-1800}" HCCL_EXEC_TIMEOUT="${HCCL_EXEC_TIMEOUT:-3600}"
+    export HCCL_IF_BASE_PORT="${HCCL_IF_BASE_PORT:-48000}" HCCL_BUFFSIZE="${HCCL_BUFFSIZE:-256}"
+    export TASK_QUEUE_ENABLE="${TASK_QUEUE_ENABLE:-2}" CPU_AFFINITY_CONF="${CPU_AFFINITY_CONF:-1}" ;;
+  GPU) RES_ARGS=(--num-gpus="${DEVICES_PER_NODE}") ; export MINDSPEED_RL_PLATFORM=cuda ;;
+  CPU) RES_ARGS=(--num-cpus="$((DEVICES_PER_NODE + 1))" --num-gpus=0) ; export MINDSPEED_RL_PLATFORM=cpu ;;
+  *) echo "DEVICE must be NPU, GPU or CPU, got '$DEVICE'" >&2; exit 2 ;;
+esac
+export CUDA_DEVICE_MAX_CONNECTIONS="${CUDA_DEVICE_MAX_CONNECTIONS:-1}"
+# Ray >= 2.5x turns on token authentication for `ray start` clusters; the driver and every node
+# then need the same token. Off by default here (a private training network); to use it, export
+# RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (the same value) on every node.
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
+TOTAL=$((NNODES * DEVICES_PER_NODE))
+HEAD="${MASTER_ADDR}:${RAY_PORT}"
+
+RAY_PID=""
+stop_ray() {
+  # runs on every exit (success, failure, Ctrl-C): nothing of this node's Ray is left behind
+  local code=$?
+  if [[ -n "$RAY_PID" ]] && kill -0 "$RAY_PID" 2>/dev/null; then
+    kill -TERM "$RAY_PID" 2>/dev/null || true
+    wait "$RAY_PID" 2>/dev/null || true
+  fi
+  if [[ "$RAY_STOP" == all ]]; then ray stop --force >/dev/null 2>&1 || true; fi
+  echo "ray_cluster.sh: node ${NODE_RANK} stopped Ray (exit ${code})"
+  exit "$code"
+}
+trap stop_ray EXIT
+trap 'exit 130' INT TERM
+
+wait_for_port() {  # host port timeout_s
+  local deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; do
+    (( SECONDS < deadline )) || { echo "nothing listening at $1:$2 after $3s" >&2; return 1; }
+    sleep 2
+  done
+}
+
+if [[ "$RAY_STOP" == all ]]; then ray stop --force >/dev/null 2>&1 || true; fi
 if [[ "$NODE_RANK" == 0 ]]; then
-  ray start --head --port="$RAY_PORT" --dashboard-host=0.0.0.0 --dashboard-port="$DASHBOARD_PORT" "${RES_ARGS[@]}"
+  ray start --head "${IP_ARGS[@]}" --port="$RAY_PORT" --include-dashboard=false \
+    --dashboard-port="$DASHBOARD_PORT" "${RES_ARGS[@]}" --block &
+  RAY_PID=$!
+  wait_for_port "$MASTER_ADDR" "$RAY_PORT" 120
   echo "waiting for ${TOTAL} ${DEVICE}s across ${NNODES} node(s)..."
-  python3 - "$DEVICE" "$TOTAL" <<'PY'
+  WAIT_COUNT=$TOTAL; [[ "$DEVICE" == CPU ]] && WAIT_COUNT=$((NNODES * (DEVICES_PER_NODE + 1)))
+  RAY_ADDRESS="$HEAD" timeout "$WAIT_TIMEOUT" python3 - "$DEVICE" "$WAIT_COUNT" "$NNODES" "$WAIT_TIMEOUT" <<'PY'
 import sys, ray
 from mindspeed_rl.workers.placement import wait_for_resources
-ray.init(address="auto", logging_level="ERROR")
-wait_for_resources(sys.argv[1], float(sys.argv[2]), timeout_s=1800)
-print(f"cluster ready: {ray.cluster_resources().get(sys.argv[1], 0):g} {sys.argv[1]}s")
+ray.init(logging_level="ERROR")
+wait_for_resources(sys.argv[1], float(sys.argv[2]), timeout_s=float(sys.argv[4]), poll_s=1.0)
+print(f"cluster ready: {ray.cluster_resources().get(sys.argv[1], 0):g} {sys.argv[1]}s on {len(ray.nodes())} node(s)")
 PY
-  cd "$ROOT"
-  RAY_ADDRESS=auto python3 cli/train_grpo.py --config-name "$CONFIG_NAME" \
+  mkdir -p logs
+  set +e  # the exit status is the trainer's (PIPESTATUS), and Ray is stopped by the trap either way
+  RAY_ADDRESS="$HEAD" python3 cli/train_grpo.py --config-name "$CONFIG_NAME" \
     "rl_config.actor_resource.num_devices=${TOTAL}" "$@" 2>&1 | tee "logs/${CONFIG_NAME}_$(date +%Y%m%d_%H%M%S).log"
   status=${PIPESTATUS[0]}
-  ray stop --force
+  set -e
   exit "$status"
 else
-  # workers join and stay up until node 0 stops the cluster
-  until ray start --address="${MASTER_ADDR}:${RAY_PORT}" "${RES_ARGS[@]}" --block; do
-    echo "head not reachable at ${MASTER_ADDR}:${RAY_PORT}, retrying in 10s"; sleep 10
-  done
+  # join once the head is up, and stay until the head goes away (training over)
+  wait_for_port "$MASTER_ADDR" "$RAY_PORT" "$JOIN_TIMEOUT"
+  ray start --address="$HEAD" "${IP_ARGS[@]}" "${RES_ARGS[@]}" --block &
+  RAY_PID=$!
+  set +e
+  wait "$RAY_PID"
+  RAY_PID=""
+  exit 0
 fi

@@ -52,6 +52,11 @@ class MegatronTrainingConfig:
     log_dir: str = option("runs", "Directory for metrics JSONL, TensorBoard, samples and curves")
     log_interval: int = option(1, "Print a progress line every N iterations")
     dataset_additional_keys: list = option([], "Extra dataset columns passed through to reward functions")
+    # MindSpeed (Ascend) feature flags: written into sys.argv before mindspeed.megatron_adaptor is imported
+    use_flash_attn: bool = option(False, "Ascend/MindSpeed: fused flash attention (--use-flash-attn)")
+    use_fused_rmsnorm: bool = option(False, "Ascend/MindSpeed: fused RMSNorm kernel (--use-fused-rmsnorm)")
+    use_fused_swiglu: bool = option(False, "Ascend/MindSpeed: fused SwiGLU kernel (--use-fused-swiglu)")
+    use_fused_rotary_pos_emb: bool = option(False, "Ascend/MindSpeed: fused RoPE kernel (--use-fused-rotary-pos-emb)")
 
 
 @dataclass
@@ -113,6 +118,8 @@ class RLConfig:
     verifier_num_workers: int = option(2, "Scorer processes")
     verifier_timeout: float = option(10.0, "Hard per-sample scoring timeout in seconds")
     colocate_actor_ref: bool = option(True, "Reference shares the actor's devices (weights parked in host memory)")
+    device_memory_gb: float = option(0.0, "Memory of one device in GB, for the --dry-run plan's verdict (0: not checked)")
+    devices_per_node: int = option(0, "Devices per node, for the --dry-run placement (0: all on one node)")
     actor_resource: ResourceConfig = option(ResourceConfig, "Devices for the actor (and its rollout engines)")
     reference_resource: ResourceConfig = option(ResourceConfig, "Devices for the reference when not colocated")
     num_cpus_for_reward: int = option(1, "CPUs reserved for each reward worker")

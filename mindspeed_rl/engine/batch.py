@@ -56,13 +56,18 @@ def response_positions(attention_mask: torch.Tensor, response_mask: torch.Tensor
     return (prompt_len.unsqueeze(-1) - 1 + j).clamp(0, max(seq - 2, 0))
 
 
-def trim_to_longest(batch: Batch) -> Batch:
-    """Drop trailing all-padding columns of ``input_ids``/``attention_mask`` (fewer FLOPs)."""
+def trim_to_longest(batch: Batch, multiple: int = 1) -> Batch:
+    """Drop trailing all-padding columns of ``input_ids``/``attention_mask`` (fewer FLOPs), keeping
+    the width a multiple of ``multiple`` (sequence parallelism splits the sequence over TP ranks)."""
     lengths = batch["attention_mask"].long().sum(-1)
     longest = max(int(lengths.max().item()) if lengths.numel() else 1, 2)
+    width = -(-longest // multiple) * multiple
     out = dict(batch)
-    out["input_ids"] = batch["input_ids"][:, :longest]
-    out["attention_mask"] = batch["attention_mask"][:, :longest]
+    for key in ("input_ids", "attention_mask"):
+        t = batch[key][:, :width]
+        if t.shape[1] < width:  # masked zero columns, as right padding is
+            t = torch.cat([t, t.new_zeros((t.shape[0], width - t.shape[1]))], dim=1)
+        out[key] = t
     return out
 
 

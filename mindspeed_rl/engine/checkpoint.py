@@ -126,6 +126,7 @@ def _meta(engine) -> dict:
 def save_engine_checkpoint(engine, save_dir: str, iteration: int) -> str:
     from mindspeed_rl.engine.megatron_engine import unwrap
 
+    engine.onload()  # optimizer state parked for the rollout must be in place to be written
     save_dir = os.path.abspath(save_dir)
     final = _iter_dir(save_dir, iteration)
     # every rank must agree on the temp name: rank 0's pid, broadcast

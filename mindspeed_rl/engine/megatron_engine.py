@@ -29,11 +29,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _te_available() -> bool:
-    try:
-        import transformer_engine  # noqa: F401
-    except Exception:  # noqa: BLE001 - any import failure means: no TE
-        return False
-    return True
+    """Real TE on CUDA only: MindSpeed registers a dummy ``transformer_engine`` on Ascend."""
+    from mindspeed_rl.platform import current_platform
+
+    return current_platform().use_transformer_engine()
 
 
 class MegatronEngine:
@@ -125,7 +124,7 @@ class MegatronEngine:
             overrides["sequence_parallel"] = True
         tcfg = self.bridge.transformer_config(self.tp_size, self.pp_size, params_dtype=c.torch_dtype,
                                               num_layer_list=c.num_layer_list, **overrides)
-        use_te = c.use_te if c.use_te is not None else (self.platform.device_type != "cpu" and _te_available())
+        use_te = c.use_te if c.use_te is not None else _te_available()
         model = GPTModel(
             tcfg,
             self.bridge.layer_spec(use_te=use_te),
@@ -222,7 +221,7 @@ class MegatronEngine:
         """
         B.check_batch(batch)
         n, r = batch["response_mask"].shape
-        micro = B.split_micro_batches(B.trim_to_longest(batch), micro_batch_size or self.config.micro_batch_size)
+        micro = B.split_micro_batches(B.trim_to_longest(batch, self._seq_multiple()), micro_batch_size or self.config.micro_batch_size)
         outputs: List[Tuple[torch.Tensor, Optional[torch.Tensor]]] = []
 
         def loss_fn(mb, logits):
@@ -240,6 +239,10 @@ class MegatronEngine:
             value = self._broadcast_from_last_stage(value, (n, r))
             result[key] = torch.where(mask, value, torch.zeros((), device=value.device))
         return result
+
+    def _seq_multiple(self) -> int:
+        """Sequence parallelism splits the sequence over the TP ranks: lengths must divide by TP."""
+        return self.tp_size if self.config.sequence_parallel else 1
 
     # ------------------------------------------------------------------ training
     def _require_optimizer(self, what: str) -> None:
@@ -264,6 +267,7 @@ class MegatronEngine:
 
     def _optimizer_step(self, micro: List[B.Batch], loss_fn) -> Tuple[float, float]:
         """Forward/backward over ``micro`` then one optimizer step; returns (grad_norm, lr used)."""
+        self.onload()  # state parked for the rollout (or weight sync) comes back before training
         self.model.train()
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
@@ -292,7 +296,7 @@ class MegatronEngine:
         if num_mini_batches < 1 or epochs < 1:
             raise ValueError(f"num_mini_batches={num_mini_batches} and epochs={epochs} must be >= 1")
         on_policy = num_mini_batches == 1 and epochs == 1
-        batch = B.trim_to_longest(batch)
+        batch = B.trim_to_longest(batch, self._seq_multiple())
         n = batch["input_ids"].shape[0]
         mbs = micro_batch_size or self.config.micro_batch_size
         with_entropy = self.config.compute_entropy or loss_config.entropy_coeff != 0
@@ -338,7 +342,7 @@ class MegatronEngine:
 
         self._require_optimizer("sft_step")
         B.check_batch(batch)
-        batch = B.trim_to_longest(batch)
+        batch = B.trim_to_longest(batch, self._seq_multiple())
         norm = self._global_normalizers(batch["response_mask"], None)
         micro = B.split_micro_batches(batch, micro_batch_size or self.config.micro_batch_size)
         scale = float(len(micro) * self.dp_size)
@@ -395,7 +399,8 @@ class MegatronEngine:
         # "params" only. Storages already parked have 0 bytes and are skipped by add().
         param_keys = {p.data.untyped_storage().data_ptr() for p in self.model.parameters()}
         for kind in kinds:
-            parking = StorageParking(kind)
+            # the fp32 grad buffer is zeroed before the next update: free it, do not copy it to host
+            parking = StorageParking(kind, keep_data=kind != "grads")
             parking.add(self._tensors_of(kind), exclude=() if kind == "params" else param_keys)
             self._parked[kind] = parking
         moved = sum(self._parked[k].offload() for k in kinds)

@@ -17,12 +17,18 @@ import torch
 
 
 class StorageParking:
-    """A set of storages that can be moved to host memory and back as one unit."""
+    """A set of storages that can be moved to host memory and back as one unit.
 
-    def __init__(self, name: str):
+    ``keep_data=False`` (gradient buffers, zeroed before every update anyway): offload only frees
+    the device memory, nothing is copied to the host, and onload brings the storage back zeroed.
+    """
+
+    def __init__(self, name: str, keep_data: bool = True):
         self.name = name
+        self.keep_data = keep_data
         self._storages: Dict[int, torch.UntypedStorage] = {}
         self._host: Dict[int, torch.Tensor] = {}
+        self._sizes: Dict[int, int] = {}
 
     def add(self, tensors: Iterable[torch.Tensor], exclude: Iterable[int] = ()) -> None:
         excluded = set(exclude)
@@ -40,24 +46,32 @@ class StorageParking:
 
     @property
     def offloaded(self) -> bool:
-        return bool(self._host)
+        return bool(self._sizes)
+
+    def host_bytes(self) -> int:
+        """Bytes held in host memory for this parking (0 when ``keep_data`` is False)."""
+        return sum(h.numel() for h in self._host.values())
 
     def nbytes(self) -> int:
         return sum(st.nbytes() for st in self._storages.values())
 
     def offload(self) -> int:
         """Move to host; returns the bytes freed on the device (0 if already offloaded)."""
-        if self._host:
+        if self._sizes:
             return 0
         freed = 0
+        self._sizes = {key: st.nbytes() for key, st in self._storages.items()}
         for key, st in self._storages.items():
+            if not self.keep_data:
+                freed += st.nbytes()
+                continue
             # pin host memory when the data lives on an accelerator so onload can be asynchronous
             pin = st.device.type != "cpu"
             host = torch.empty(st.nbytes(), dtype=torch.uint8, pin_memory=pin)
             host.untyped_storage().copy_(st, non_blocking=pin)
             self._host[key] = host
             freed += st.nbytes()
-        if any(st.device.type != "cpu" for st in self._storages.values()):
+        if self.keep_data and any(st.device.type != "cpu" for st in self._storages.values()):
             from mindspeed_rl.platform import current_platform
 
             current_platform().synchronize()  # the async copies must land before the storage goes
@@ -66,13 +80,16 @@ class StorageParking:
         return freed
 
     def onload(self) -> None:
-        if not self._host:
+        if not self._sizes:
             return
         for key, st in self._storages.items():
-            host = self._host[key]
-            st.resize_(host.numel())
-            st.copy_(host.untyped_storage())
+            st.resize_(self._sizes[key])
+            if self.keep_data:
+                st.copy_(self._host[key].untyped_storage())
+            else:
+                torch.empty(0, dtype=torch.uint8, device=st.device).set_(st).zero_()
         self._host.clear()
+        self._sizes.clear()
 
 
 def optimizer_state_tensors(optimizer) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:

@@ -14,8 +14,10 @@ import torch
 from mindspeed_rl.platform.base import Platform
 
 PLATFORMS = {
-    "npu": Platform(name="npu", device_type="npu", dist_backend="hccl", ray_resource="NPU"),
-    "cuda": Platform(name="cuda", device_type="cuda", dist_backend="nccl", ray_resource="GPU"),
+    "npu": Platform(name="npu", device_type="npu", dist_backend="hccl", ray_resource="NPU",
+                   visible_devices_env="ASCEND_RT_VISIBLE_DEVICES"),
+    "cuda": Platform(name="cuda", device_type="cuda", dist_backend="nccl", ray_resource="GPU",
+                     visible_devices_env="CUDA_VISIBLE_DEVICES"),
     "cpu": Platform(name="cpu", device_type="cpu", dist_backend="gloo", ray_resource=None),
 }
 ENV_VAR = "MINDSPEED_RL_PLATFORM"

@@ -103,10 +103,12 @@ class GRPOTrainer:
         if ray.is_initialized():
             return
         pythonpath = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
-        env = {"PYTHONPATH": pythonpath, "TOKENIZERS_PARALLELISM": "false"}
-        for key in ("MINDSPEED_RL_PLATFORM", "MINDSPEED_RL_THREADS_PER_WORKER", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-            if key in os.environ:
-                env[key] = os.environ[key]
+        from mindspeed_rl.platform import current_platform
+        from mindspeed_rl.platform.runtime_env import worker_env
+
+        # forwarded by the documented rule in platform.runtime_env, plus the platform's defaults
+        platform = os.environ.get("MINDSPEED_RL_PLATFORM") or current_platform().name
+        env = {**worker_env(platform.lower()), "PYTHONPATH": pythonpath}
         address = address or os.environ.get("RAY_ADDRESS")
         kwargs = dict(runtime_env={"env_vars": env}, include_dashboard=False, logging_level="WARNING")
         if address:

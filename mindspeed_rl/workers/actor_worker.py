@@ -8,15 +8,7 @@ from typing import Any
 
 import torch
 
-from mindspeed_rl.workers.worker_group import BaseWorker
-
-
-def set_worker_threads(ranks_on_machine: int) -> None:
-    """CPU threads per rank: MINDSPEED_RL_THREADS_PER_WORKER, else the cores shared by the ranks
-    (on CPU the ranks are the compute; oversubscribing cores only slows everyone down)."""
-    forced = os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER")
-    threads = int(forced) if forced else max(1, (os.cpu_count() or 1) // max(1, ranks_on_machine))
-    torch.set_num_threads(threads)
+from mindspeed_rl.workers.worker_group import BaseWorker, set_worker_threads  # noqa: F401 - re-exported
 
 
 def engine_overrides(cfg) -> dict[str, Any]:
@@ -74,8 +66,7 @@ class ActorRolloutWorker(BaseWorker):
 
     def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict,
                  with_reference: bool):
-        super().__init__(group, rank, world_size, env)
-        set_worker_threads(world_size)
+        super().__init__(group, rank, world_size, env)  # threads: BaseWorker.place, by ranks per node
         from mindspeed_rl.config import GRPOConfig
         from mindspeed_rl.config.structured import from_dict
 
@@ -91,8 +82,10 @@ class ActorRolloutWorker(BaseWorker):
         from mindspeed_rl.engine.rollout.parallel_plan import plan_rollout_parallel
         from mindspeed_rl.platform import current_platform
 
+        from mindspeed_rl.platform.adaptors import mindspeed_flags
+
         cfg = self.cfg
-        current_platform().apply_megatron_adaptor()
+        current_platform().apply_megatron_adaptor(mindspeed_flags(cfg))  # before anything imports megatron
         hf_dir = hf_config_dir(cfg)
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
         check_hf_config_matches(cfg, hf_config)
@@ -152,6 +145,11 @@ class ActorRolloutWorker(BaseWorker):
                 moved["bytes"] += tensor.numel() * tensor.element_size()
                 yield name, tensor
 
+        a = self.cfg.actor_config
+        if a.offload_grads or a.offload_optimizer:
+            # free the update's grads and optimizer state before the rollout's weights wake up
+            # (they stay parked through generate(), which brings everything back at its end)
+            self.actor.offload(params=False, grads=a.offload_grads, optimizer=a.offload_optimizer)
         # Only the rollout's weights wake up for loading; its KV cache sleeps until generate().
         self.rollout.wake_up(tags=["weights"])
         self.rollout.update_weights(counted())
@@ -194,7 +192,8 @@ class ActorRolloutWorker(BaseWorker):
     def compute_log_probs(self, batch: dict, which: str = "actor") -> dict | None:
         engine = self.actor if which == "actor" else self.ref
         out = engine.compute_log_probs(batch)
-        return {"log_probs": out["log_probs"]} if is_output_rank(engine) else None
+        # the driver has no device: results leave the worker as CPU tensors
+        return {"log_probs": out["log_probs"].cpu()} if is_output_rank(engine) else None
 
     def update(self, batch: dict, num_mini_batches: int, epochs: int) -> dict:
         from mindspeed_rl.engine import policy_loss_config_from_rl

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 
 
-from mindspeed_rl.workers.actor_worker import set_worker_threads
 from mindspeed_rl.workers.worker_group import BaseWorker
 
 
 class ReferenceWorker(BaseWorker):
     def __init__(self, group: str, rank: int, world_size: int, env: dict | None, cfg_dict: dict):
-        super().__init__(group, rank, world_size, env)
-        set_worker_threads(world_size)
+        super().__init__(group, rank, world_size, env)  # threads: BaseWorker.place, by ranks per node
         from mindspeed_rl.config import GRPOConfig
         from mindspeed_rl.config.structured import from_dict
 
@@ -25,8 +23,10 @@ class ReferenceWorker(BaseWorker):
         from mindspeed_rl.workers.actor_worker import (check_hf_config_matches, engine_layout, engine_overrides,
                                                        hf_config_dir)
 
+        from mindspeed_rl.platform.adaptors import mindspeed_flags
+
         cfg = self.cfg
-        current_platform().apply_megatron_adaptor()
+        current_platform().apply_megatron_adaptor(mindspeed_flags(cfg))  # before anything imports megatron
         hf_config = AutoConfig.from_pretrained(hf_config_dir(cfg), local_files_only=True)
         check_hf_config_matches(cfg, hf_config)
         ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=cfg.megatron_training.seed, forward_only=True,
@@ -38,4 +38,4 @@ class ReferenceWorker(BaseWorker):
         from mindspeed_rl.workers.actor_worker import is_output_rank
 
         out = self.ref.compute_log_probs(batch)
-        return {"log_probs": out["log_probs"]} if is_output_rank(self.ref) else None
+        return {"log_probs": out["log_probs"].cpu()} if is_output_rank(self.ref) else None  # driver: no device

@@ -15,6 +15,17 @@ from typing import Any, Sequence
 from mindspeed_rl.workers.placement import DeviceRequest, create_placement_group
 
 
+def set_worker_threads(ranks_on_node: int) -> int:
+    """CPU threads per rank: MINDSPEED_RL_THREADS_PER_WORKER, else the node's cores shared by the
+    ranks on that node (not the world: 16 ranks on 2 nodes share each node's cores 8 ways)."""
+    import torch
+
+    forced = os.environ.get("MINDSPEED_RL_THREADS_PER_WORKER")
+    threads = int(forced) if forced else max(1, (os.cpu_count() or 1) // max(1, ranks_on_node))
+    torch.set_num_threads(threads)
+    return threads
+
+
 class WorkerFailedError(RuntimeError):
     """A worker died or raised; the message names the group, rank, node and the cause."""
 
@@ -41,10 +52,26 @@ class BaseWorker:
 
         return ray.get_runtime_context().get_node_id()
 
-    def init_distributed(self, master_addr: str, master_port: int, local_rank: int) -> None:
+    def place(self, node_local_rank: int, ranks_on_node: int) -> dict:
+        """Take this rank's place on its node: device from Ray's assignment, node-local rank,
+        threads (see ``platform.ray_devices``). Returns what was chosen."""
+        from mindspeed_rl.platform import current_platform
+        from mindspeed_rl.platform.ray_devices import this_worker_ordinal
+
+        platform = current_platform()
+        ordinal = this_worker_ordinal(platform)
+        os.environ.update({"LOCAL_RANK": str(ordinal if ordinal is not None else 0),
+                           "NODE_LOCAL_RANK": str(node_local_rank), "LOCAL_WORLD_SIZE": str(ranks_on_node)})
+        threads = set_worker_threads(ranks_on_node)
+        env = platform.visible_devices_env
+        return {"rank": self.rank, "node_local_rank": node_local_rank, "local_world_size": ranks_on_node,
+                "device": platform.device_name(), "visible": os.environ.get(env) if env else None,
+                "threads": threads}
+
+    def init_distributed(self, master_addr: str, master_port: int) -> None:
         from mindspeed_rl.platform import current_platform
 
-        os.environ.update({"MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port), "LOCAL_RANK": str(local_rank)})
+        os.environ.update({"MASTER_ADDR": master_addr, "MASTER_PORT": str(master_port)})
         current_platform().init_process_group(self.rank, self.world_size)
 
     def pid(self) -> int:
@@ -98,11 +125,13 @@ class WorkerGroup:
             ).remote(self.name, rank, self.world_size, env, *init_args, **(init_kwargs or {}))
             for rank in range(self.world_size)
         ]
+        node_ids = self.run("node_id")
+        local_ranks = _local_ranks(node_ids)
+        per_node = {n: node_ids.count(n) for n in node_ids}
+        self.placement = self.run_per_rank("place", [(lr, per_node[n]) for lr, n in zip(local_ranks, node_ids)])
         if init_distributed:
             master_addr, master_port = self.get(self.workers[0].node_address.remote())
-            node_ids = self.run("node_id")
-            local_ranks = _local_ranks(node_ids)
-            self.get([w.init_distributed.remote(master_addr, master_port, lr) for w, lr in zip(self.workers, local_ranks)])
+            self.run("init_distributed", master_addr, master_port)
 
     # ---- calls ---------------------------------------------------------------------------
     def run(self, method: str, *args, timeout: float | None = None, **kwargs) -> list[Any]:

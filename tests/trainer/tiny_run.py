@@ -27,6 +27,11 @@ def build_assets(work: Path, seed: int = 7) -> Path:
 
 
 def tiny_config(work: Path, overrides: list[str] = ()):
+    return load_config("grpo_tiny_cpu", tiny_overrides(work) + list(overrides))
+
+
+def tiny_overrides(work: Path) -> list[str]:
+    """``key=value`` overrides of grpo_tiny_cpu for the assets in ``work`` (also for the CLI)."""
     import json
 
     hf = json.loads((work / "hf" / "config.json").read_text())
@@ -48,4 +53,4 @@ def tiny_config(work: Path, overrides: list[str] = ()):
         f"ref_config.load={work / 'mcore_tp1'}",
         "generate_config.sampling_config.max_tokens=12", "generate_config.max_model_len=256",
     ]
-    return load_config("grpo_tiny_cpu", base + list(overrides))
+    return base

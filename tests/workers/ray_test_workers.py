@@ -30,3 +30,18 @@ class SumWorker(BaseWorker):
         if self.rank == 0:
             raise ValueError("bad batch on rank 0")
         time.sleep(60)
+
+
+class DevicePlatformWorker(BaseWorker):
+    """A worker whose process detected ``platform`` (as on a GPU/NPU node), on a CPU-only box."""
+
+    def __init__(self, group, rank, world_size, env, platform: str):
+        from mindspeed_rl.platform import detect
+
+        detect._current = detect.PLATFORMS[platform]
+        super().__init__(group, rank, world_size, env)
+
+    def accelerator_ids(self):
+        import ray
+
+        return {k: [str(i) for i in v] for k, v in ray.get_runtime_context().get_accelerator_ids().items() if v}

@@ -1,0 +1,233 @@
+"""A plan before launch: per-rank device memory of a GRPO run, phase by phase, from the config alone.
+
+``plan_memory(cfg)`` needs no device, no model files and no Ray. It counts, for the busiest rank
+(first and last pipeline stage, where the embedding and the output layer live):
+
+* parameters of this rank's shard (exact counts from the architecture, TP/PP and vocab padding);
+* the fp32 gradient buffer (Megatron DDP reduces in fp32), optimizer state (Adam m and v, plus
+  fp32 main params when params are bf16/fp16), sharded over DP with the distributed optimizer;
+* the colocated reference's parameters;
+* activations kept for backward at the configured micro-batch and sequence length: every layer's
+  saved tensors, or with full recompute each layer's input plus one layer's saved tensors;
+* logits of one micro-batch on the last stage (fp32, vocab-parallel, with the copies the
+  log-prob and entropy computation makes);
+* the rollout engine: vLLM takes ``gpu_memory_utilization`` of the device's memory while awake
+  (its weights, at inference TP, and the KV cache fill that share); the HF backend its weights.
+
+Phases follow the hybrid worker: ``rollout`` (actor/reference parked as configured, rollout
+awake), ``log_probs`` (reference and old-policy forward), ``update`` (forward+backward+step) and
+``weight_sync`` (grads/optimizer parked as configured, rollout weights awake, one bucket in
+flight). With ``rl_config.device_memory_gb`` set, a phase that does not fit is refused, naming the
+phase and the knob to turn.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GB = 1e9
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "float32": 4, "bfloat16": 2, "float16": 2}
+# fp32 copies of one micro-batch's [b, s, vocab/tp] logits alive at the peak of the loss: the logits,
+# the shifted/exponentiated copy of the vocab-parallel log-softmax and its gradient.
+LOGIT_COPIES = 3
+
+
+@dataclass
+class ParamCounts:
+    embedding: int
+    output_layer: int
+    per_layer: int
+    final_norm: int
+
+
+@dataclass
+class Phase:
+    name: str
+    parts: dict[str, float]  # bytes
+    knob: str  # what to turn when it does not fit
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+
+@dataclass
+class MemoryPlan:
+    phases: list[Phase]
+    device_memory: float | None  # bytes, None when not declared
+    placement: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def peak(self) -> Phase:
+        return max(self.phases, key=lambda p: p.total)
+
+    def refusals(self) -> list[str]:
+        if not self.device_memory:
+            return []
+        out = []
+        for p in self.phases:
+            if p.total > self.device_memory:
+                out.append(f"phase '{p.name}' needs {p.total / GB:.1f} GB per rank, the device has "
+                           f"{self.device_memory / GB:.1f} GB. Fix: {p.knob}")
+        return out
+
+    def verdict(self) -> str:
+        peak = self.peak
+        if not self.device_memory:
+            return (f"no device memory declared (rl_config.device_memory_gb): peak {peak.total / GB:.2f} GB per rank "
+                    f"in '{peak.name}', not checked")
+        refused = self.refusals()
+        if refused:
+            return "REFUSED: " + "; ".join(refused)
+        return (f"FITS: peak {peak.total / GB:.1f} GB per rank in '{peak.name}' of {self.device_memory / GB:.0f} GB "
+                f"({100 * peak.total / self.device_memory:.0f}%)")
+
+    def render(self) -> str:
+        names = sorted({k for p in self.phases for k in p.parts}, key=_ORDER.index)
+        width = max(len(n) for n in names + ["total"])
+        lines = ["per-rank device memory (GB), busiest rank:", " " * width + "".join(f"{p.name:>13}" for p in self.phases)]
+        for n in names:
+            lines.append(f"{n:<{width}}" + "".join(f"{p.parts.get(n, 0.0) / GB:>13.3f}" for p in self.phases))
+        lines.append(f"{'total':<{width}}" + "".join(f"{p.total / GB:>13.3f}" for p in self.phases))
+        return "\n".join(lines + ["placement:"] + [f"  {p}" for p in self.placement]
+                         + [f"note: {n}" for n in self.notes] + [f"verdict: {self.verdict()}"])
+
+
+_ORDER = ["actor params", "actor grads", "optimizer state", "reference params", "activations", "logits",
+          "rollout weights", "rollout KV cache + workspace", "sync bucket"]
+
+
+def padded_vocab(vocab: int, divisible_by: int, tp: int) -> int:
+    multiple = divisible_by * tp
+    return -(-vocab // multiple) * multiple
+
+
+def param_counts(m, tp: int, vocab_pad: int) -> ParamCounts:
+    """Parameters of one TP shard (Qwen2: QKV bias, SwiGLU MLP, RMSNorm)."""
+    h, heads, groups, ffn = m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size
+    head_dim = h // heads
+    qkv_out = h + 2 * groups * head_dim
+    per_layer = (h * qkv_out + (qkv_out if m.add_qkv_bias else 0) + h * h + 3 * h * ffn) // tp + 2 * h
+    emb = vocab_pad * h // tp
+    return ParamCounts(embedding=emb, output_layer=emb, per_layer=per_layer, final_norm=h)
+
+
+def layer_activation_bytes(m, tp: int, tokens: int, seq: int, micro_batch: int, e: int) -> float:
+    """Bytes one transformer layer keeps for backward (Megatron local spec, unfused attention):
+    norm inputs, linear inputs, q/k/v, the softmax output [b, heads, s, s], the SwiGLU input."""
+    h, heads, groups, ffn = m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size
+    head_dim = h // heads
+    per_token = (
+        2 * h  # input RMSNorm: input + output (QKV input)
+        + (h + 2 * groups * head_dim) / tp  # q, k, v after RoPE
+        + h / tp  # attention output (o-proj input)
+        + 2 * h  # pre-MLP RMSNorm: input + output (fc1 input)
+        + 3 * ffn / tp  # fc1 output (gate|up) and SwiGLU output (fc2 input)
+    ) * e
+    scores = micro_batch * heads / tp * seq * seq * e  # softmax probabilities
+    return per_token * tokens + scores
+
+
+def plan_memory(cfg) -> MemoryPlan:
+    m, a, r, rl, gen, mt = cfg.model, cfg.actor_config, cfg.ref_config, cfg.rl_config, cfg.generate_config, cfg.megatron_training
+    tp, pp = a.tensor_model_parallel_size, a.pipeline_model_parallel_size
+    devices = rl.actor_resource.num_devices
+    dp = max(1, devices // (tp * pp))
+    vpad = padded_vocab(m.vocab_size, m.make_vocab_size_divisible_by, tp)
+    counts = param_counts(m, tp, vpad)
+    layers = list(a.num_layer_list) if a.num_layer_list else [m.num_layers // pp] * pp
+    # the busiest rank: the biggest stage, plus the embedding (first) and output layer (last stage)
+    stage_layers = max(layers)
+    n_params = stage_layers * counts.per_layer + counts.embedding + counts.final_norm
+    if not m.tie_word_embeddings or pp > 1:
+        n_params += counts.output_layer  # untied, or a tied copy on the last stage
+    e = DTYPE_BYTES[a.params_dtype]
+    params = n_params * e
+    grads = n_params * 4
+    opt_per_param = 8 + (4 if e != 4 else 0)  # Adam m, v (+ fp32 main params)
+    optimizer = n_params * opt_per_param / (dp if a.use_distributed_optimizer else 1)
+    ref_params = n_params * DTYPE_BYTES[r.params_dtype] if rl.colocate_actor_ref else 0.0
+
+    seq, mbs = mt.seq_length, a.micro_batch_size
+    tokens = seq * mbs
+    one_layer = layer_activation_bytes(m, tp, tokens, seq, mbs, e)
+    if a.recompute_activations:
+        acts = stage_layers * tokens * m.hidden_size * e + one_layer
+    else:
+        acts = stage_layers * one_layer
+    # in flight: with PP, stage 0 holds up to pp micro-batches' activations (1F1B warm-up)
+    acts *= min(pp, max(1, mt.global_batch_size * rl.n_samples_per_prompt // (dp * mbs))) if pp > 1 else 1
+    logits = LOGIT_COPIES * tokens * vpad / tp * 4
+    fwd_tokens = seq * r.micro_batch_size
+    fwd_act = layer_activation_bytes(m, tp, fwd_tokens, seq, r.micro_batch_size, DTYPE_BYTES[r.params_dtype])
+    fwd_logits = LOGIT_COPIES * fwd_tokens * vpad / tp * 4
+
+    full_params = (m.num_layers * counts.per_layer * tp + counts.embedding * tp
+                   + (0 if m.tie_word_embeddings else counts.output_layer * tp))
+    itp = gen.infer_tensor_parallel_size
+    rollout_weights = full_params * DTYPE_BYTES[gen.dtype] / itp
+    device_memory = rl.device_memory_gb * GB if rl.device_memory_gb else None
+    notes = []
+    if gen.backend == "vllm":
+        kv_per_token = 2 * m.num_layers * m.num_query_groups * (m.hidden_size // m.num_attention_heads) \
+            * DTYPE_BYTES[gen.dtype] / min(itp, m.num_query_groups)
+        if device_memory:
+            share = gen.gpu_memory_utilization * device_memory
+            kv = max(0.0, share - rollout_weights)
+            notes.append(f"vLLM KV cache ~{kv / GB:.1f} GB = {kv / kv_per_token:,.0f} tokens "
+                         f"(max_num_seqs x max_model_len = {gen.max_num_seqs * gen.max_model_len:,})")
+            if kv <= 0:
+                notes.append("vLLM weights alone exceed gpu_memory_utilization: raise it or the inference TP")
+        else:
+            share = rollout_weights
+            notes.append("vLLM takes gpu_memory_utilization of the device memory: declare rl_config.device_memory_gb")
+        rollout_kv = share - rollout_weights
+    else:
+        rollout_kv = 0.0
+    parked_p, parked_g, parked_o = a.offload_params, a.offload_grads, a.offload_optimizer
+    any_parked = parked_p or parked_g or parked_o
+    resident = {"actor params": 0.0 if parked_p else params, "actor grads": 0.0 if parked_g else grads,
+                "optimizer state": 0.0 if parked_o else optimizer,
+                "reference params": 0.0 if any_parked else ref_params}
+    phases = [
+        Phase("rollout", {**resident, "rollout weights": rollout_weights, "rollout KV cache + workspace": rollout_kv},
+              "lower generate_config.gpu_memory_utilization, or set actor_config.offload_params/offload_grads/"
+              "offload_optimizer=true, or raise generate_config.infer_tensor_parallel_size"),
+        Phase("log_probs", {"actor params": params, "actor grads": grads, "optimizer state": optimizer,
+                            "reference params": ref_params, "activations": fwd_act, "logits": fwd_logits},
+              "lower ref_config.micro_batch_size, or raise actor_config.tensor_model_parallel_size/"
+              "pipeline_model_parallel_size"),
+        Phase("update", {"actor params": params, "actor grads": grads, "optimizer state": optimizer,
+                         "reference params": ref_params, "activations": acts, "logits": logits},
+              "lower actor_config.micro_batch_size, set actor_config.recompute_activations=true, set "
+              "actor_config.use_distributed_optimizer=true, or raise tensor/pipeline parallel size"),
+        Phase("weight_sync", {"actor params": params, "actor grads": 0.0 if parked_g else grads,
+                              "optimizer state": 0.0 if parked_o else optimizer, "reference params": ref_params,
+                              "rollout weights": rollout_weights,
+                              "sync bucket": min(gen.weight_sync_bucket_mb * 2**20, rollout_weights)},
+              "set actor_config.offload_grads/offload_optimizer=true, or lower generate_config.weight_sync_bucket_mb"),
+    ]
+    return MemoryPlan(phases, device_memory, placement(cfg), notes)
+
+
+def placement(cfg) -> list[str]:
+    """Where the ranks go on the declared nodes: actor TPxPPxDP, rollout replicas, reference."""
+    rl, a, gen = cfg.rl_config, cfg.actor_config, cfg.generate_config
+    devices = rl.actor_resource.num_devices
+    per_node = rl.devices_per_node or devices
+    nodes = -(-devices // per_node)
+    tp, pp = a.tensor_model_parallel_size, a.pipeline_model_parallel_size
+    out = [f"actor: {devices} ranks = TP{tp} x PP{pp} x DP{devices // (tp * pp)} on {nodes} node(s) x {per_node} devices"]
+    for node in range(nodes):
+        ranks = range(node * per_node, min(devices, (node + 1) * per_node))
+        stages = sorted({(r // tp) % pp for r in ranks})
+        out.append(f"  node {node}: ranks {ranks.start}-{ranks.stop - 1}, pipeline stage(s) {stages}")
+    if tp > per_node:
+        out.append(f"  WARNING: TP{tp} spans nodes ({per_node} devices per node): tensor parallel over the network")
+    itp = gen.infer_tensor_parallel_size
+    out.append(f"rollout ({gen.backend}): {devices // itp} replica(s) of TP{itp}, on the actor's devices")
+    if rl.colocate_actor_ref:
+        out.append("reference: colocated with the actor (same ranks, same TP x PP)")
+    else:
+        out.append(f"reference: {rl.reference_resource.num_devices} device(s) of its own")
+    return out
