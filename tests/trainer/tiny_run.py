@@ -28,6 +28,11 @@ def build_assets(work: Path, seed: int = 7, hidden_size: int = 32) -> Path:
 
 
 def tiny_config(work: Path, overrides: list[str] = ()):
+    return load_config("grpo_tiny_cpu", tiny_overrides(work, overrides))
+
+
+def tiny_overrides(work: Path, overrides: list[str] = ()) -> list[str]:
+    """The ``key=value`` overrides of a tiny run on ``grpo_tiny_cpu`` (also usable on the CLI)."""
     import json
 
     hf = json.loads((work / "hf" / "config.json").read_text())
@@ -50,4 +55,4 @@ def tiny_config(work: Path, overrides: list[str] = ()):
         f"ref_config.load={work / 'mcore_tp1'}",
         "generate_config.sampling_config.max_tokens=12", "generate_config.max_model_len=256",
     ]
-    return load_config("grpo_tiny_cpu", base + list(overrides))
+    return base + list(overrides)
