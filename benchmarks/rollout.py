@@ -1,12 +1,19 @@
-"""Rollout benchmark: HF rollout backend vs plain ``model.generate``, and weight-update speed.
+"""Rollout benchmark: HF rollout backend vs plain ``model.generate``, and weight-update speed;
+with ``--vllm``, real vLLM (the vLLM rollout backend) vs the HF backend on the same prompts.
 
     python3 benchmarks/rollout.py [--batch 16 --prompt-len 32 --max-tokens 64 --hidden 256 ...]
+    python3 benchmarks/rollout.py --vllm-only --batch 32 --n 8   # vLLM vs HF engine only
 
 Prints tokens/s of ``HFRolloutEngine.generate`` and of ``transformers`` ``model.generate`` on the
 same prompts, same model, same sampling (temperature 1, no stop token so both produce exactly
 ``max_tokens`` per sequence), measured in the same run; and seconds per GB of
 ``update_weights`` (in-place copy from HF-named tensors, also through weight buckets) against a
 plain ``param.copy_(tensor)`` loop. A tiny random Qwen2 model built from a config (no download).
+
+``--vllm``: the same model saved to a temporary directory and loaded by ``VLLMRolloutEngine``
+(in-process, fp32, eager, fixed KV cache); its start-up (engine build + first generate) is timed
+apart, then vLLM and the HF engine alternate on the same prompts and sampling; tokens/s median and
+spread (min-max) over the repeats. Both produce exactly ``max_tokens`` per sample (no stop id).
 """
 from __future__ import annotations
 
@@ -54,6 +61,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="1 avoids spin-wait noise on a shared CPU")
     ap.add_argument("--device", default=None, help="default: platform device (CPU without one)")
+    ap.add_argument("--vllm", action="store_true", help="also compare real vLLM with the HF engine")
+    ap.add_argument("--vllm-only", action="store_true", help="only the vLLM vs HF engine comparison")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -96,6 +105,10 @@ def main():
             )
         assert out.sequences.shape[1] - width == args.max_tokens
 
+    if args.vllm or args.vllm_only:
+        compare_vllm(args, model, engine, prompts, sp, total_tokens, run_engine)
+        if args.vllm_only:
+            return
     run_engine(), run_generate()  # warm-up
     # Interleaved, so that load from other processes hits both sides alike.
     pairs = [(timed(run_engine, 1), timed(run_generate, 1)) for _ in range(args.repeats)]
@@ -134,6 +147,45 @@ def main():
     print(f"plain param.copy_      : {t_plain / gb:8.3f} s/GB")
     print(f"engine.update_weights  : {t_upd / gb:8.3f} s/GB  (ratio vs plain {t_upd / t_plain:.2f}x)")
     print(f"  via 64 MB buckets    : {t_bkt / gb:8.3f} s/GB  (ratio vs plain {t_bkt / t_plain:.2f}x)")
+
+
+def spread(values):
+    return f"median {statistics.median(values):8.1f}, min {min(values):8.1f}, max {max(values):8.1f}"
+
+
+def compare_vllm(args, model, hf_engine, prompts, sp, total_tokens, run_hf):
+    import tempfile
+
+    from mindspeed_rl.engine.rollout.vllm_engine import VLLMRolloutEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        t0 = time.perf_counter()
+        engine = VLLMRolloutEngine(
+            model_path=tmp, dtype="float32", distributed_executor_backend=None, enforce_eager=True,
+            kv_cache_memory_bytes=256 * 2**20, max_model_len=args.prompt_len + args.max_tokens + 8,
+            max_num_seqs=args.batch * args.n, enable_prefix_caching=False, seed=0,
+        )
+        t_build = time.perf_counter() - t0
+
+        def run_vllm():
+            out = engine.generate(prompts, sp)
+            assert sum(len(o.token_ids) for grp in out for o in grp) == total_tokens
+
+        t_first = timed(run_vllm, 1)
+        run_hf()  # HF warm-up
+        hf_rates, vllm_rates = [], []
+        for _ in range(args.repeats):  # interleaved: load from other processes hits both alike
+            hf_rates.append(total_tokens / timed(run_hf, 1))
+            vllm_rates.append(total_tokens / timed(run_vllm, 1))
+        print(f"[vLLM {__import__('vllm').__version__} vs HF rollout engine] {len(prompts)} prompts x n={sp.n}, "
+              f"{args.max_tokens} new tokens each ({total_tokens} tokens), {args.repeats} interleaved repeats, "
+              f"torch threads {torch.get_num_threads()}")
+        print(f"vLLM start-up: engine build {t_build:.1f} s, first generate {t_first:.2f} s (not in the rates)")
+        print(f"HF rollout engine : tokens/s {spread(hf_rates)}")
+        print(f"vLLM              : tokens/s {spread(vllm_rates)}")
+        print(f"ratio vLLM/HF (medians): {statistics.median(vllm_rates) / statistics.median(hf_rates):.2f}x")
+        engine.shutdown()
 
 
 if __name__ == "__main__":

