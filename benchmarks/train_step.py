@@ -1,17 +1,29 @@
-"""Tokens/s of one GRPO actor update: MegatronEngine vs plain transformers + torch AdamW.
+"""Tokens/s of one GRPO actor update, sides interleaved in one process (A, B, A, B ...).
 
-Both sides do the same work in the same process: the same random Qwen2 weights, the same batch
-(variable-length right-padded rows), the same micro-batches, the GRPO loss from
-``mindspeed_rl.algorithms`` with global normalisers (KL loss, entropy), gradient clipping and one
-Adam step per mini-batch. Throughput counts attended (prompt + response) tokens.
+Two comparisons:
 
-    python3 benchmarks/train_step.py                 # tiny CPU model
+* ``--workload uniform`` (default): MegatronEngine vs plain transformers + torch AdamW. Both sides
+  do the same work: the same random Qwen2 weights, the same variable-length right-padded rows, the
+  same micro-batches, the GRPO loss from ``mindspeed_rl.algorithms`` with global normalisers (KL
+  loss, entropy), gradient clipping and one Adam step.
+* ``--workload mixed``: R1-Zero-like lengths (64 rows, prompts 50-500 tokens, responses
+  log-normal between 10 and 1,500): the engine with fixed micro-batches (every micro-batch padded
+  to the longest row of the call, as before dynamic batch size) vs the engine with token-budget
+  micro-batches. Reports the padded fraction of the tokens computed on each side.
+
+Throughput counts real (attended) tokens. Each side runs once to warm up, then ``--repeats``
+interleaved rounds; the median and the spread (min-max) are printed.
+
+    python3 benchmarks/train_step.py
     python3 benchmarks/train_step.py --hidden 256 --layers 4 --samples 32 --seq 128
+    python3 benchmarks/train_step.py --workload mixed
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -21,22 +33,40 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def make_batch(vocab: int, n: int, seq: int, seed: int = 0) -> dict:
+def _empty_batch(lengths, prompts, seq: int) -> dict:
+    n = len(lengths)
+    width = max(int(length - p) for length, p in zip(lengths, prompts))
+    return {"input_ids": torch.zeros(n, seq, dtype=torch.long), "attention_mask": torch.zeros(n, seq, dtype=torch.long),
+            "response_mask": torch.zeros(n, width, dtype=torch.long)}
+
+
+def _fill(batch: dict, prompts, resps, vocab: int, g: torch.Generator) -> dict:
+    n, width = batch["response_mask"].shape
+    for i in range(n):
+        t = int(prompts[i] + resps[i])
+        batch["input_ids"][i, :t] = torch.randint(2, vocab, (t,), generator=g)
+        batch["attention_mask"][i, :t] = 1
+        batch["response_mask"][i, : int(resps[i])] = 1
+    rmask = batch["response_mask"]
+    batch["advantages"] = torch.randn(n, width, generator=g) * rmask
+    batch["ref_log_probs"] = (torch.randn(n, width, generator=g) * 0.1 - 5.0) * rmask
+    return batch
+
+
+def uniform_batch(vocab: int, n: int, seq: int, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     prompt = torch.randint(seq // 8, seq // 3, (n,), generator=g)
     resp = torch.randint(seq // 4, seq - seq // 3, (n,), generator=g)
-    width = int(resp.max())
-    ids = torch.zeros(n, seq, dtype=torch.long)
-    att = torch.zeros(n, seq, dtype=torch.long)
-    rmask = torch.zeros(n, width, dtype=torch.long)
-    for i in range(n):
-        t = int(prompt[i] + resp[i])
-        ids[i, :t] = torch.randint(2, vocab, (t,), generator=g)
-        att[i, :t] = 1
-        rmask[i, : int(resp[i])] = 1
-    adv = torch.randn(n, width, generator=g) * rmask
-    ref = (torch.randn(n, width, generator=g) * 0.1 - 5.0) * rmask
-    return {"input_ids": ids, "attention_mask": att, "response_mask": rmask, "advantages": adv, "ref_log_probs": ref}
+    return _fill(_empty_batch((prompt + resp).tolist(), prompt.tolist(), seq), prompt, resp, vocab, g)
+
+
+def mixed_batch(vocab: int, n: int = 64, seed: int = 0) -> dict:
+    """Prompts uniform in 50-500 tokens, responses log-normal clipped to 10-1,500 (median ~200)."""
+    g = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(50, 501, (n,), generator=g)
+    resp = torch.exp(torch.randn(n, generator=g) * 1.0 + math.log(200)).round().clamp(10, 1500).long()
+    seq = int((prompt + resp).max())
+    return _fill(_empty_batch((prompt + resp).tolist(), prompt.tolist(), seq), prompt, resp, vocab, g)
 
 
 def hf_update(model, opt, batch, loss_cfg, mbs: int, clip: float) -> None:
@@ -64,76 +94,107 @@ def hf_update(model, opt, batch, loss_cfg, mbs: int, clip: float) -> None:
     opt.step()
 
 
-def engine_rank(rank, world_size, hf_dir, mg_dir, args):
-    from mindspeed_rl.engine import MegatronEngine
-    from mindspeed_rl.engine.config import EngineConfig
-    from mindspeed_rl.algorithms import PolicyLossConfig
+def padded_fraction(engine, batch: dict) -> float:
+    """Share of the tokens the engine's update computes that are padding."""
+    from mindspeed_rl.engine.batch import padded_token_count
 
-    torch.set_num_threads(args.threads)
-    cfg = EngineConfig(micro_batch_size=args.micro_batch_size, params_dtype="fp32", lr=1e-5, clip_grad=1.0)
-    engine = MegatronEngine(hf_dir, cfg, load=mg_dir)
-    loss_cfg = PolicyLossConfig(kl_loss_coef=0.01, entropy_coeff=0.001)
-    batch = make_batch(engine.bridge.vocab_size, args.samples, args.seq)
-    engine.update(batch, loss_cfg)  # warm-up
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        engine.update(batch, loss_cfg)
-        times.append(time.perf_counter() - t)
-    return min(times), int(batch["attention_mask"].sum())
+    micro, _ = engine._micro_batches(batch, engine.config.max_tokens_per_micro_batch, None)
+    computed, real = padded_token_count(micro)
+    return 1.0 - real / computed
+
+
+def interleave(sides: dict, repeats: int) -> dict:
+    """Warm each side up once, then time them in turn ``repeats`` times; seconds per side."""
+    for fn in sides.values():
+        fn()
+    times = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, fn in sides.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
+
+
+def report(times: dict, tokens: int) -> None:
+    for name, ts in times.items():
+        rates = sorted(tokens / t for t in ts)
+        print(f"{name:34s}: {statistics.median(rates):10.0f} tokens/s  (spread {rates[0]:.0f}-{rates[-1]:.0f}; "
+              f"median {statistics.median(ts) * 1e3:.1f} ms/update)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workload", choices=["uniform", "mixed"], default="uniform")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--vocab", type=int, default=1000)
-    p.add_argument("--samples", type=int, default=16)
-    p.add_argument("--seq", type=int, default=64)
+    p.add_argument("--samples", type=int, default=16, help="rows (uniform workload)")
+    p.add_argument("--seq", type=int, default=64, help="row width (uniform workload)")
     p.add_argument("--micro-batch-size", type=int, default=4)
+    p.add_argument("--max-tokens-per-micro-batch", type=int, default=4096, help="token budget (mixed workload)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
 
+    import torch.distributed as dist
     import transformers
 
     from mindspeed_rl.algorithms import PolicyLossConfig
+    from mindspeed_rl.engine import MegatronEngine
+    from mindspeed_rl.engine.config import EngineConfig
     from mindspeed_rl.models.convert import hf_to_mcore
     from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config, write_random_hf_checkpoint
-    from mindspeed_rl.testing import run_distributed
+    from mindspeed_rl.testing.distributed import free_port
 
     torch.set_num_threads(args.threads)
     heads = max(args.hidden // 16, 2)
+    seq = args.seq if args.workload == "uniform" else 2048
     cfg = tiny_qwen2_config(hidden_size=args.hidden, num_hidden_layers=args.layers, vocab_size=args.vocab,
                             intermediate_size=args.hidden * 3 // 2 * 2, num_attention_heads=heads,
-                            num_key_value_heads=max(heads // 2, 1), max_position_embeddings=max(args.seq, 128))
+                            num_key_value_heads=max(heads // 2, 1), max_position_embeddings=max(seq, 128))
+    batch = (uniform_batch(cfg["vocab_size"], args.samples, args.seq) if args.workload == "uniform"
+             else mixed_batch(cfg["vocab_size"]))
+    tokens = int(batch["attention_mask"].sum())
+    loss_cfg = PolicyLossConfig(kl_loss_coef=0.01, entropy_coeff=0.001)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    dist.init_process_group("gloo", rank=0, world_size=1)
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir, mg_dir = os.path.join(tmp, "hf"), os.path.join(tmp, "mg")
         write_random_hf_checkpoint(hf_dir, cfg, torch.float32, seed=1)
         hf_to_mcore(hf_dir, mg_dir, quiet=True)
 
-        model = transformers.Qwen2ForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
-        model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
-        loss_cfg = PolicyLossConfig(kl_loss_coef=0.01, entropy_coeff=0.001)
-        batch = make_batch(cfg["vocab_size"], args.samples, args.seq)
-        tokens = int(batch["attention_mask"].sum())
-        hf_update(model, opt, batch, loss_cfg, args.micro_batch_size, 1.0)  # warm-up
-        hf_times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            hf_update(model, opt, batch, loss_cfg, args.micro_batch_size, 1.0)
-            hf_times.append(time.perf_counter() - t)
-        del model, opt
+        def engine(**kw):
+            return MegatronEngine(hf_dir, EngineConfig(micro_batch_size=args.micro_batch_size, params_dtype="fp32",
+                                                       lr=1e-5, clip_grad=1.0, **kw), load=mg_dir)
 
-        (eng_time, eng_tokens), = run_distributed(engine_rank, 1, hf_dir, mg_dir, args, timeout=1200)
-    assert eng_tokens == tokens
-    hf_rate, eng_rate = tokens / min(hf_times), tokens / eng_time
-    print(f"model: hidden={args.hidden} layers={args.layers} vocab={args.vocab}; batch: {args.samples} rows, "
-          f"{tokens} tokens, micro-batch {args.micro_batch_size}; {args.threads} threads; best of {args.repeats}")
-    print(f"transformers + AdamW : {hf_rate:10.0f} tokens/s  ({min(hf_times) * 1e3:.1f} ms/update)")
-    print(f"MegatronEngine       : {eng_rate:10.0f} tokens/s  ({eng_time * 1e3:.1f} ms/update)")
-    print(f"ratio engine / transformers: {eng_rate / hf_rate:.2f}")
+        print(f"model: hidden={args.hidden} layers={args.layers} vocab={args.vocab}; {args.workload} workload: "
+              f"{batch['input_ids'].shape[0]} rows, {tokens} real tokens; {args.threads} threads; "
+              f"median of {args.repeats} interleaved rounds after a warm-up")
+        if args.workload == "uniform":
+            model = transformers.Qwen2ForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).train()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
+            eng = engine()
+            times = interleave({
+                "transformers + AdamW": lambda: hf_update(model, opt, batch, loss_cfg, args.micro_batch_size, 1.0),
+                f"MegatronEngine (micro-batch {args.micro_batch_size})": lambda: eng.update(batch, loss_cfg),
+            }, args.repeats)
+        else:
+            fixed = engine()
+            budget = engine(max_tokens_per_micro_batch=args.max_tokens_per_micro_batch)
+            print(f"padded share of tokens computed: fixed micro-batches of {args.micro_batch_size} "
+                  f"{padded_fraction(fixed, batch):.1%}, token budget {args.max_tokens_per_micro_batch} "
+                  f"{padded_fraction(budget, batch):.1%}")
+            times = interleave({
+                f"engine, fixed micro-batch {args.micro_batch_size}": lambda: fixed.update(batch, loss_cfg),
+                f"engine, token budget {args.max_tokens_per_micro_batch}": lambda: budget.update(batch, loss_cfg),
+            }, args.repeats)
+    report(times, tokens)
+    (a, ta), (b, tb) = times.items()
+    ratios = sorted(x / y for x, y in zip(ta, tb))
+    print(f"ratio {b} / {a} (tokens/s, per round): median {statistics.median(ratios):.2f}, "
+          f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}")
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

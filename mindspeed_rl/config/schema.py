@@ -67,6 +67,11 @@ class WorkerConfig:
     pipeline_model_parallel_size: int = option(1, "Pipeline-parallel size")
     num_layer_list: Optional[list] = option(None, "Layers per pipeline stage, e.g. [15, 17]; empty: even split")
     micro_batch_size: int = option(1, "Sequences per micro-batch (forward and update)")
+    max_tokens_per_micro_batch: int = option(
+        0, "Dynamic batch size for the update: micro-batches cut by this budget of padded tokens "
+           "(rows x longest row), each padded only to its own longest row; 0: micro_batch_size rows")
+    log_prob_max_tokens_per_micro_batch: int = option(
+        0, "The same token budget for the forward-only log-prob passes (old and reference log-probs); 0: off")
     mini_batch_size: int = option(0, "Prompts per optimizer step (0: the whole global batch, one step)")
     epochs: int = option(1, "Passes over the iteration's experience per GRPO iteration")
     lr: float = option(1e-6, "Peak learning rate (actor)")

@@ -54,6 +54,16 @@ def _check_parallel_layout(name: str, w: WorkerConfig, num_devices: int, cfg: GR
         out.append(Problem(f"{name}.sequence_parallel", True, "sequence parallelism needs TP > 1", "set it to false"))
     if w.micro_batch_size < 1:
         out.append(Problem(f"{name}.micro_batch_size", w.micro_batch_size, "must be >= 1", "set it to 1 or more"))
+    longest_row = cfg.megatron_training.max_prompt_length + cfg.generate_config.sampling_config.max_tokens
+    for key in ("max_tokens_per_micro_batch", "log_prob_max_tokens_per_micro_batch"):
+        budget = getattr(w, key)
+        if budget < 0 or 0 < budget < longest_row:
+            out.append(Problem(
+                f"{name}.{key}", budget,
+                f"a token budget must hold the longest possible row, max_prompt_length + max_tokens = {longest_row} "
+                "(a row is never split across micro-batches)",
+                f"set it to 0 (off) or at least {longest_row}; a few times that keeps micro-batches efficient",
+            ))
 
 
 def validate(cfg: GRPOConfig) -> GRPOConfig:

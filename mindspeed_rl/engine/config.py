@@ -18,6 +18,10 @@ class EngineConfig:
     pipeline_model_parallel_size: int = 1
     num_layer_list: Optional[Sequence[int]] = None
     micro_batch_size: int = 1
+    # Dynamic batch size: > 0 cuts micro-batches by a budget of padded tokens (rows x longest row)
+    # instead of micro_batch_size rows, for the update and for the log-prob passes respectively.
+    max_tokens_per_micro_batch: int = 0
+    log_prob_max_tokens_per_micro_batch: int = 0
     params_dtype: str = "fp32"  # fp32 | bf16 | fp16
     seed: int = 1234
     forward_only: bool = False  # reference: no DDP, no optimizer
@@ -52,6 +56,9 @@ class EngineConfig:
             raise ValueError(f"logit_temperature={self.logit_temperature}: must be > 0 (use 1.0 for greedy rollouts)")
         if self.micro_batch_size < 1:
             raise ValueError(f"micro_batch_size={self.micro_batch_size}: must be >= 1")
+        if self.max_tokens_per_micro_batch < 0 or self.log_prob_max_tokens_per_micro_batch < 0:
+            raise ValueError("max_tokens_per_micro_batch and log_prob_max_tokens_per_micro_batch must be >= 0 "
+                             "(0: fixed micro_batch_size)")
         if self.lr_warmup_steps < 0 or self.lr_decay_steps < 0:
             raise ValueError("lr_warmup_steps and lr_decay_steps must be >= 0")
 
@@ -73,6 +80,8 @@ class EngineConfig:
             pipeline_model_parallel_size=worker.pipeline_model_parallel_size,
             num_layer_list=list(worker.num_layer_list) if worker.num_layer_list else None,
             micro_batch_size=worker.micro_batch_size,
+            max_tokens_per_micro_batch=worker.max_tokens_per_micro_batch,
+            log_prob_max_tokens_per_micro_batch=worker.log_prob_max_tokens_per_micro_batch,
             params_dtype=worker.params_dtype,
             seed=seed,
             forward_only=forward_only,

@@ -124,6 +124,11 @@ class MegatronEngine:
             overrides["sequence_parallel"] = True
         tcfg = self.bridge.transformer_config(self.tp_size, self.pp_size, params_dtype=c.torch_dtype,
                                               num_layer_list=c.num_layer_list, **overrides)
+        if self.pp_size > 1 and (c.max_tokens_per_micro_batch or c.log_prob_max_tokens_per_micro_batch):
+            # Token-budget micro-batches differ in shape, so pipeline stages send shapes before
+            # tensors. Set after construction: TransformerConfig's check of this flag is about MoE
+            # token dispatchers, which a dense model does not have.
+            tcfg.variable_seq_lengths = True
         use_te = c.use_te if c.use_te is not None else _te_available()
         model = GPTModel(
             tcfg,
@@ -183,6 +188,19 @@ class MegatronEngine:
             with_entropy=with_entropy,
         )
 
+    def _micro_batches(self, batch: B.Batch, max_tokens: int,
+                       micro_batch_size: Optional[int]) -> Tuple[List[B.Batch], List[torch.Tensor]]:
+        """Micro-batches of ``batch`` and the batch rows each holds: by token budget when
+        ``max_tokens`` > 0, else ``micro_batch_size`` rows padded to the call's longest row."""
+        seq_multiple = self._seq_multiple()
+        if max_tokens > 0:
+            return B.split_by_token_budget(batch, max_tokens, seq_multiple)
+        n = batch["input_ids"].shape[0]
+        mbs = micro_batch_size or self.config.micro_batch_size
+        micro = B.split_micro_batches(B.trim_to_longest(batch, seq_multiple), mbs)
+        index = [torch.arange(i * mbs, min((i + 1) * mbs, n)) for i in range(len(micro))]
+        return micro, index
+
     def _run_schedule(self, micro: List[B.Batch], loss_fn, forward_only: bool) -> None:
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
@@ -221,7 +239,7 @@ class MegatronEngine:
         """
         B.check_batch(batch)
         n, r = batch["response_mask"].shape
-        micro = B.split_micro_batches(B.trim_to_longest(batch, self._seq_multiple()), micro_batch_size or self.config.micro_batch_size)
+        micro, index = self._micro_batches(batch, self.config.log_prob_max_tokens_per_micro_batch, micro_batch_size)
         outputs: List[Tuple[torch.Tensor, Optional[torch.Tensor]]] = []
 
         def loss_fn(mb, logits):
@@ -235,7 +253,11 @@ class MegatronEngine:
         result = {}
         keys = ["log_probs"] + (["entropy"] if with_entropy else [])
         for i, key in enumerate(keys):
-            value = torch.cat([o[i] for o in outputs])[:n] if self.is_last_stage else None
+            value = None
+            if self.is_last_stage:  # put each micro-batch's rows (and response width) back in place
+                value = torch.zeros((n, r), dtype=torch.float32, device=self.device)
+                for rows, out in zip(index, outputs):
+                    value[rows.to(self.device), : out[i].shape[1]] = out[i][: len(rows)].float()
             value = self._broadcast_from_last_stage(value, (n, r))
             result[key] = torch.where(mask, value, torch.zeros((), device=value.device))
         return result
@@ -296,9 +318,7 @@ class MegatronEngine:
         if num_mini_batches < 1 or epochs < 1:
             raise ValueError(f"num_mini_batches={num_mini_batches} and epochs={epochs} must be >= 1")
         on_policy = num_mini_batches == 1 and epochs == 1
-        batch = B.trim_to_longest(batch, self._seq_multiple())
         n = batch["input_ids"].shape[0]
-        mbs = micro_batch_size or self.config.micro_batch_size
         with_entropy = self.config.compute_entropy or loss_config.entropy_coeff != 0
         records, steps = [], []
         for epoch in range(epochs):
@@ -306,7 +326,7 @@ class MegatronEngine:
             for idx in B.mini_batch_indices(n, num_mini_batches, gen):
                 mini = B.select_rows(batch, idx)
                 norm = self._global_normalizers(mini["response_mask"], loss_config.loss_norm_length)
-                micro = B.split_micro_batches(mini, mbs)
+                micro, _ = self._micro_batches(mini, self.config.max_tokens_per_micro_batch, micro_batch_size)
                 scale = float(len(micro) * self.dp_size)  # undo the schedule's 1/M and DDP's 1/dp
                 loss_fn = functools.partial(self._grpo_loss, loss_config, norm, scale, on_policy, with_entropy,
                                             records)
@@ -342,9 +362,8 @@ class MegatronEngine:
 
         self._require_optimizer("sft_step")
         B.check_batch(batch)
-        batch = B.trim_to_longest(batch, self._seq_multiple())
         norm = self._global_normalizers(batch["response_mask"], None)
-        micro = B.split_micro_batches(batch, micro_batch_size or self.config.micro_batch_size)
+        micro, _ = self._micro_batches(batch, self.config.max_tokens_per_micro_batch, micro_batch_size)
         scale = float(len(micro) * self.dp_size)
         records: list = []
 

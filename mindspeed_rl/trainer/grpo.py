@@ -151,11 +151,12 @@ class GRPOTrainer:
 
     def _sharded_call(self, group, layout, method: str, batch: dict, extra_args: tuple = (), num_mini_batches: int = 1):
         """Send each rank its DP shard; reassemble ``log_probs`` from the output ranks in row order."""
-        from mindspeed_rl.engine.batch import dp_shard_indices
+        from mindspeed_rl.engine.batch import balanced_dp_shard_indices
 
         n = batch["input_ids"].shape[0]
         dp = self._dp_size(layout)
-        shards = [dp_shard_indices(n, dp, d, num_mini_batches) for d in range(dp)]
+        # same global mini-batches as dp_shard_indices, rows dealt to balance tokens over DP ranks
+        shards = balanced_dp_shard_indices(batch["attention_mask"].sum(-1).tolist(), dp, num_mini_batches)
         per_rank = [({k: v[shards[info["dp_rank"]]] for k, v in batch.items()}, *extra_args) for info in layout]
         results = group.run_per_rank(method, per_rank)
         if method != "compute_log_probs":

@@ -34,7 +34,7 @@ def test_sequence_parallel_widths_are_padded_to_tp():
     batch = {"input_ids": torch.arange(32).view(2, 16) * mask, "attention_mask": mask,
              "response_mask": torch.ones(2, 2, dtype=torch.long)}
     assert trim_to_longest(batch)["input_ids"].shape == (2, 7)
-    out = trim_to_longest(batch, multiple=4)
+    out = trim_to_longest(batch, seq_multiple=4)
     assert out["input_ids"].shape == (2, 8) and out["attention_mask"].shape == (2, 8)
     assert out["attention_mask"][:, 7].sum() == 0  # the added column is padding
     assert trim_to_longest({**batch, "attention_mask": mask[:, :7], "input_ids": batch["input_ids"][:, :7]},

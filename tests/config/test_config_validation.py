@@ -140,3 +140,16 @@ def test_missing_inputs_are_named_before_launch(tmp_path):
     assert set(info.value.keys) == {"megatron_training.tokenizer_name_or_path", "megatron_training.data_path",
                                     "actor_config.load"}
     assert "cli/preprocess_data.py" in str(info.value)
+
+
+def test_token_budget_must_hold_the_longest_row():
+    # a budget below max_prompt_length + max_tokens would leave a row that fits no micro-batch
+    cfg = load_config("grpo_qwen25_32b")
+    longest = cfg.megatron_training.max_prompt_length + cfg.generate_config.sampling_config.max_tokens
+    msg = _fails([f"actor_config.max_tokens_per_micro_batch={longest - 1}"], "actor_config.max_tokens_per_micro_batch")
+    assert str(longest) in msg
+    _fails([f"ref_config.log_prob_max_tokens_per_micro_batch={longest // 2}"],
+           "ref_config.log_prob_max_tokens_per_micro_batch")
+    ok = load_config("grpo_qwen25_32b", [f"actor_config.max_tokens_per_micro_batch={2 * longest}",
+                                         f"actor_config.log_prob_max_tokens_per_micro_batch={longest}"])
+    assert ok.actor_config.max_tokens_per_micro_batch == 2 * longest

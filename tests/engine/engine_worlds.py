@@ -46,9 +46,19 @@ def grpo_inputs(ref, batch: dict, num_mini_batches: int = 2) -> tuple[dict, dict
     return local, out
 
 
+def micro_batching(spec) -> dict:
+    """Engine settings for a micro-batching spec: an int is a fixed micro-batch size, ``"tokN"``
+    a token budget of N padded tokens (dynamic batch size) for the update and log-prob passes."""
+    if isinstance(spec, str) and spec.startswith("tok"):
+        budget = int(spec[3:])
+        return {"max_tokens_per_micro_batch": budget, "log_prob_max_tokens_per_micro_batch": budget}
+    return {"micro_batch_size": spec}
+
+
 def layout_world(rank, world_size, hf_dir, mg_dir, tp, pp, micro_batch_sizes, use_distributed_optimizer=False):
     """Reference log-probs/entropy and HF export of the loaded weights, then one GRPO update
-    (2 mini-batches) per micro-batch size; returns the full-batch log-probs and updated weights."""
+    (2 mini-batches) per micro-batching spec (``micro_batching``); returns the full-batch log-probs
+    (also under each token budget) and the updated weights."""
     from mindspeed_rl.engine import MegatronEngine
 
     vocab = R.model_config()["vocab_size"]
@@ -56,13 +66,19 @@ def layout_world(rank, world_size, hf_dir, mg_dir, tp, pp, micro_batch_sizes, us
     ref = MegatronEngine(hf_dir, R.engine_config(tp, pp, forward_only=True), load=mg_dir)
     local, out = grpo_inputs(ref, batch)
     result = {"log_probs": _all_rows(out["log_probs"], ref), "entropy": _all_rows(out["entropy"], ref),
-              "loaded": R.hf_weights(ref), "updates": {}}
-    for mbs in micro_batch_sizes:
-        actor = MegatronEngine(hf_dir, R.engine_config(tp, pp, micro_batch_size=mbs,
-                                                        use_distributed_optimizer=use_distributed_optimizer),
+              "loaded": R.hf_weights(ref), "updates": {}, "budget_log_probs": {}}
+    for spec in micro_batch_sizes:
+        if isinstance(spec, str):
+            budget_ref = MegatronEngine(hf_dir, R.engine_config(tp, pp, forward_only=True, **micro_batching(spec)),
+                                        load=mg_dir)
+            lp = budget_ref.compute_log_probs({k: local[k] for k in ("input_ids", "attention_mask", "response_mask")},
+                                              with_entropy=True)
+            result["budget_log_probs"][spec] = {k: _all_rows(v, budget_ref) for k, v in lp.items()}
+        actor = MegatronEngine(hf_dir, R.engine_config(tp, pp, use_distributed_optimizer=use_distributed_optimizer,
+                                                        **micro_batching(spec)),
                                load=mg_dir)
         metrics = actor.update(local, R.loss_config(), num_mini_batches=2)
-        result["updates"][mbs] = {"metrics": metrics, "weights": R.hf_weights(actor)}
+        result["updates"][spec] = {"metrics": metrics, "weights": R.hf_weights(actor)}
     return result if rank == 0 else None
 
 

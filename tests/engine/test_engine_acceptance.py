@@ -4,7 +4,9 @@
 * the HF export of a loaded engine gives back the HF checkpoint exactly;
 * one GRPO update (2 mini-batches, off-policy old log-probs, KL loss, entropy bonus) gives the
   same parameters and grad norm at TP1, TP2, PP2, DP2 (+ distributed optimizer), TP2xPP2 and
-  with 1, 2 and 4 micro-batches;
+  with 1, 2 and 4 micro-batches, and with token-budget micro-batches (dynamic batch size, each
+  micro-batch its own shape; PP uses Megatron's variable_seq_lengths) at TP1/TP2/PP2/DP2, whose
+  log-probs also equal transformers';
 * on-policy first step: ratio exactly 1 (ppo_kl 0, pg_clipfrac 0, old log-probs unused), and the
   gradient equals a plain transformers computation of the same loss (absolute loss scale);
 * SFT step: loss and gradient equal transformers' token-mean NLL;
@@ -49,12 +51,14 @@ def hf_reference(ckpts):
             "state": {k: v.detach().clone() for k, v in ckpts["model"].state_dict().items()}}
 
 
-# (tp, pp, world size, micro-batch sizes, distributed optimizer); 8 samples, 2 mini-batches
+# (tp, pp, world size, micro-batching specs, distributed optimizer); 8 samples, 2 mini-batches.
+# An int is a fixed micro-batch size; "tok24" a token budget of 24 padded tokens (rows are 3-15
+# tokens long, so micro-batches of 1-3 rows, each of its own shape).
 LAYOUTS = {
-    "tp1": (1, 1, 1, [4, 2, 1], False),  # 1, 2 and 4 micro-batches per mini-batch
-    "tp2": (2, 1, 2, [2], False),
-    "pp2": (1, 2, 2, [1], False),
-    "dp2": (1, 1, 2, [1], True),
+    "tp1": (1, 1, 1, [4, 2, 1, "tok24"], False),  # 1, 2 and 4 micro-batches per mini-batch, and a budget
+    "tp2": (2, 1, 2, [2, "tok24"], False),
+    "pp2": (1, 2, 2, [1, "tok24"], False),
+    "dp2": (1, 1, 2, [1, "tok24"], True),
     "tp2pp2": (2, 2, 4, [2], False),
 }
 
@@ -86,6 +90,10 @@ def test_layout_log_probs_export_and_update_invariance(ckpts, hf_reference, layo
         diff = (res[key] - hf_reference[key])[mask].abs().max().item()
         assert diff <= 1e-5, f"{name}: {key} differ from transformers by {diff:.3g}"
         assert (res[key][~mask] == 0).all()
+        for spec, budget in res["budget_log_probs"].items():
+            diff = (budget[key] - hf_reference[key])[mask].abs().max().item()
+            assert diff <= 1e-5, f"{name} {spec}: {key} differ from transformers by {diff:.3g}"
+            assert (budget[key][~mask] == 0).all()
 
     loaded = res["loaded"]
     assert set(loaded) == set(hf_reference["state"])

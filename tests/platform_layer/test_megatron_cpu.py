@@ -24,7 +24,8 @@ def test_layout_matches_tp1(reference, tp, pp):
     got = [r for r in results if r is not None]
     assert len(got) == 1
     got = got[0]
-    assert got["logits"].shape == ref["logits"].shape == (megatron_layouts.SEQ, megatron_layouts.BATCH, megatron_layouts.VOCAB) or got["logits"].shape == ref["logits"].shape
+    # GPTModel returns batch-first logits [b, s, vocab] (the loss below transposes them to [s, b])
+    assert got["logits"].shape == ref["logits"].shape == (megatron_layouts.BATCH, megatron_layouts.SEQ, megatron_layouts.VOCAB)
     torch.testing.assert_close(got["logits"], ref["logits"], atol=1e-5, rtol=0)
     assert abs(float(got["loss"]) - float(ref["loss"])) <= 1e-5
     assert abs(got["grad_norm"] - ref["grad_norm"]) <= 1e-5 * max(1.0, ref["grad_norm"])
