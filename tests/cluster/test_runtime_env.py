@@ -38,4 +38,4 @@ def test_sequence_parallel_widths_are_padded_to_tp():
     assert out["input_ids"].shape == (2, 8) and out["attention_mask"].shape == (2, 8)
     assert out["attention_mask"][:, 7].sum() == 0  # the added column is padding
     assert trim_to_longest({**batch, "attention_mask": mask[:, :7], "input_ids": batch["input_ids"][:, :7]},
-                           multiple=4)["input_ids"].shape == (2, 8)  # padded past the given width
+                           seq_multiple=4)["input_ids"].shape == (2, 8)  # padded past the given width
