@@ -147,7 +147,7 @@ def format_table(spec: TableSpec, rows: Sequence[ModelRow]) -> str:
 
 
 def _column_metric(bench: TableBenchmark, rows: Sequence[ModelRow]) -> str:
-    names = sorted({r.cells[bench.id].metric for r in rows if bench.id in r.cells and r.cells[bench.id].value is not None})
+    names = sorted({r.cells[bench.id].metric for r in rows if bench.id in r.cells})
     return "/".join(names) if names else bench.metric
 
 
