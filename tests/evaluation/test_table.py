@@ -67,6 +67,7 @@ def test_table_cells_equal_the_per_benchmark_cli(models, tmp_path, capsys):
     assert len(measured) == 1 and [r["model"] for r in rows if r["source"] == "published"] == [
         "Qwen2.5-32B base", "Qwen2.5-32B R1-Zero, 1000 iterations"]
     assert (out / "table.png").stat().st_size > 1000
+    assert [r["aime24_metric"] for r in rows if r["source"] == "published"] == ["avg@24", "avg@24"]
 
     # the same cells, one benchmark at a time, through the per-benchmark CLI
     spec = _spec()
