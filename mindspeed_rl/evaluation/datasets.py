@@ -116,7 +116,7 @@ def check_data_present(cfg: DatasetConfig) -> DatasetConfig:
             from .choice_datasets import missing_file_message
 
             raise DataMissingError(missing_file_message(cfg.name, cfg.path))
-        raise DataMissingError(f"dataset {cfg.name}: {cfg.path} not found; set dataset.path=<file> "
+        raise DataMissingError(f"dataset {cfg.name}: {cfg.path}: no such file; set dataset.path=<file> "
                                f"(or {DATA_DIR_ENV}=<dir holding {PRESETS[cfg.name].file if cfg.name in PRESETS else 'it'}>)")
     return cfg
 

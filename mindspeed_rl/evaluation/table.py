@@ -28,6 +28,7 @@ class TableBenchmark:
     label: str  # column title (MATH-500)
     metric: str  # pass@1 | avg@n (n: the benchmark's samples per problem) | any metric name in report.json
     overrides: List[str] = field(default_factory=list)
+    published_metric: str = ""  # the metric of the published numbers (avg@24); default: ``metric``
 
 
 @dataclass
@@ -83,7 +84,8 @@ def parse_table_spec(data: Dict[str, Any], source: str) -> TableSpec:
             problems.append(Problem(f"table.benchmarks[{i}]", b, f"lacks {missing}", "give id, config, label and metric"))
             continue
         benches.append(TableBenchmark(str(b["id"]), str(b["config"]), str(b["label"]), str(b["metric"]),
-                                      _flatten("", b.get("overrides") or {})))
+                                      _flatten("", b.get("overrides") or {}),
+                                      str(b.get("published_metric") or b["metric"])))
     if not benches:
         problems.append(Problem("table.benchmarks", t.get("benchmarks"), "is empty", "list at least one benchmark"))
     ids = [b.id for b in benches]
@@ -147,7 +149,7 @@ def format_table(spec: TableSpec, rows: Sequence[ModelRow]) -> str:
 
 
 def _column_metric(bench: TableBenchmark, rows: Sequence[ModelRow]) -> str:
-    names = sorted({r.cells[bench.id].metric for r in rows if bench.id in r.cells and r.cells[bench.id].value is not None})
+    names = sorted({r.cells[bench.id].metric for r in rows if bench.id in r.cells})
     return "/".join(names) if names else bench.metric
 
 
@@ -168,7 +170,7 @@ def write_csv(spec: TableSpec, rows: Sequence[ModelRow], path: str) -> None:
                                                      ("" if c is None else c.metric))])
         for p in spec.published:
             w.writerow([p.label, "", "", "published"]
-                       + [x for b in spec.benchmarks for x in (p.values.get(b.id, ""), b.metric)])
+                       + [x for b in spec.benchmarks for x in (p.values.get(b.id, ""), b.published_metric)])
     os.replace(tmp, path)
 
 

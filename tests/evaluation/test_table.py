@@ -67,6 +67,7 @@ def test_table_cells_equal_the_per_benchmark_cli(models, tmp_path, capsys):
     assert len(measured) == 1 and [r["model"] for r in rows if r["source"] == "published"] == [
         "Qwen2.5-32B base", "Qwen2.5-32B R1-Zero, 1000 iterations"]
     assert (out / "table.png").stat().st_size > 1000
+    assert [r["aime24_metric"] for r in rows if r["source"] == "published"] == ["avg@24", "avg@24"]
 
     # the same cells, one benchmark at a time, through the per-benchmark CLI
     spec = _spec()
@@ -108,7 +109,7 @@ def test_missing_data_is_skipped_and_several_models_plot_against_iteration(model
                  f"aime24.dataset.path={tmp_path / 'absent.jsonl'}", "--output-dir", str(out), *COMMON]) == 0
     printed = capsys.readouterr().out
     assert "skipping GPQA Diamond for base:" in printed and "Idavidrein/gpqa" in printed
-    assert "skipping AIME24 for base:" in printed and "absent.jsonl not found" in printed
+    assert "skipping AIME24 for base:" in printed and "absent.jsonl: no such file" in printed
     rows = [r for r in csv.DictReader(open(out / "table.csv")) if r["source"] == "measured"]
     assert [r["model"] for r in rows] == ["base", "other"]
     assert all(r["math500"] != "" and r["aime24"] == "" and r["gpqa_diamond"] == "" for r in rows)
