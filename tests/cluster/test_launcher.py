@@ -75,7 +75,7 @@ def test_single_node_trains_and_stops_ray_on_success_and_failure(tiny, tmp_path)
     work, overrides = tiny
     env = _env(1)  # no NODE_RANK: one node at a loopback MASTER_ADDR is the head
     with open(tmp_path / "ok.log", "w") as log:
-        code, left = _finish(_launch(env, overrides, log), 400, env["RAY_TMPDIR"])
+        code, left = _finish(_launch(env, overrides, log), 900, env["RAY_TMPDIR"])
     text = (tmp_path / "ok.log").read_text()
     assert code == 0, text[-4000:]
     assert (work / "runs" / "metrics.jsonl").read_text().count("\n") == 1
