@@ -18,7 +18,14 @@ from mindspeed_rl.testing.distributed import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "examples" / "grpo" / "ray_cluster.sh"
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.ray, pytest.mark.slow,
+    # NOT YET SEEN PASSING: on the shared 2-core box it was written on (load 40-100), `ray start`
+    # gave up on its raylet (Ray's fixed 30 s registration wait) on every attempt. Run it with
+    # MINDSPEED_RL_LAUNCHER_TEST=1 on an unshared machine before enabling it in CI.
+    pytest.mark.skipif(os.environ.get("MINDSPEED_RL_LAUNCHER_TEST") != "1",
+                       reason="launcher end-to-end test not yet verified; set MINDSPEED_RL_LAUNCHER_TEST=1"),
+]
 
 
 @pytest.fixture(scope="module")
