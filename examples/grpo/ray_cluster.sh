@@ -112,19 +112,26 @@ wait_for_port() {  # host port timeout_s
 
 if [[ "$RAY_STOP" == all ]]; then ray stop --force >/dev/null 2>&1 || true; fi
 if [[ "$NODE_RANK" == 0 ]]; then
-  ray start --head "${IP_ARGS[@]}" --port="$RAY_PORT" --include-dashboard=false \
-    --dashboard-port="$DASHBOARD_PORT" "${RES_ARGS[@]}" --block &
-  RAY_PID=$!
-  wait_for_port "$MASTER_ADDR" "$RAY_PORT" 120
-  echo "waiting for ${TOTAL} ${DEVICE}s across ${NNODES} node(s)..."
   WAIT_COUNT=$TOTAL; [[ "$DEVICE" == CPU ]] && WAIT_COUNT=$((NNODES * (DEVICES_PER_NODE + 1)))
-  RAY_ADDRESS="$HEAD" timeout "$WAIT_TIMEOUT" python3 - "$DEVICE" "$WAIT_COUNT" "$NNODES" "$WAIT_TIMEOUT" <<'PY'
+  # `ray start` gives its raylet 30 s to register; on a busy head it can give up: start again
+  for attempt in $(seq 1 "${RAY_START_ATTEMPTS:-3}"); do
+    ray start --head "${IP_ARGS[@]}" --port="$RAY_PORT" --include-dashboard=false \
+      --dashboard-port="$DASHBOARD_PORT" "${RES_ARGS[@]}" --block &
+    RAY_PID=$!
+    wait_for_port "$MASTER_ADDR" "$RAY_PORT" 120 || true
+    echo "waiting for ${TOTAL} ${DEVICE}s across ${NNODES} node(s)..."
+    if RAY_ADDRESS="$HEAD" timeout "$WAIT_TIMEOUT" python3 - "$DEVICE" "$WAIT_COUNT" "$NNODES" "$WAIT_TIMEOUT" <<'PY'
 import sys, ray
 from mindspeed_rl.workers.placement import wait_for_resources
 ray.init(logging_level="ERROR")
 wait_for_resources(sys.argv[1], float(sys.argv[2]), timeout_s=float(sys.argv[4]), poll_s=1.0)
 print(f"cluster ready: {ray.cluster_resources().get(sys.argv[1], 0):g} {sys.argv[1]}s on {len(ray.nodes())} node(s)")
 PY
+    then break; fi
+    kill -TERM "$RAY_PID" 2>/dev/null || true; wait "$RAY_PID" 2>/dev/null || true; RAY_PID=""
+    (( attempt < ${RAY_START_ATTEMPTS:-3} )) || { echo "Ray head did not come up" >&2; exit 1; }
+    echo "Ray head failed to start (attempt ${attempt}); starting it again"
+  done
   mkdir -p logs
   set +e  # the exit status is the trainer's (PIPESTATUS), and Ray is stopped by the trap either way
   RAY_ADDRESS="$HEAD" python3 cli/train_grpo.py --config-name "$CONFIG_NAME" \

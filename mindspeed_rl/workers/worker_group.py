@@ -60,7 +60,7 @@ class BaseWorker:
 
         platform = current_platform()
         ordinal = this_worker_ordinal(platform)
-        os.environ.update({"LOCAL_RANK": str(ordinal if ordinal is not None else 0),
+        os.environ.update({"LOCAL_RANK": str(ordinal if ordinal is not None else node_local_rank),
                            "NODE_LOCAL_RANK": str(node_local_rank), "LOCAL_WORLD_SIZE": str(ranks_on_node)})
         threads = set_worker_threads(ranks_on_node)
         env = platform.visible_devices_env

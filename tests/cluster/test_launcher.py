@@ -18,7 +18,14 @@ from mindspeed_rl.testing.distributed import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "examples" / "grpo" / "ray_cluster.sh"
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.ray, pytest.mark.slow,
+    # NOT YET SEEN PASSING: on the shared 2-core box it was written on (load 40-100), `ray start`
+    # gave up on its raylet (Ray's fixed 30 s registration wait) on every attempt. Run it with
+    # MINDSPEED_RL_LAUNCHER_TEST=1 on an unshared machine before enabling it in CI.
+    pytest.mark.skipif(os.environ.get("MINDSPEED_RL_LAUNCHER_TEST") != "1",
+                       reason="launcher end-to-end test not yet verified; set MINDSPEED_RL_LAUNCHER_TEST=1"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +82,7 @@ def test_single_node_trains_and_stops_ray_on_success_and_failure(tiny, tmp_path)
     work, overrides = tiny
     env = _env(1)  # no NODE_RANK: one node at a loopback MASTER_ADDR is the head
     with open(tmp_path / "ok.log", "w") as log:
-        code, left = _finish(_launch(env, overrides, log), 400, env["RAY_TMPDIR"])
+        code, left = _finish(_launch(env, overrides, log), 900, env["RAY_TMPDIR"])
     text = (tmp_path / "ok.log").read_text()
     assert code == 0, text[-4000:]
     assert (work / "runs" / "metrics.jsonl").read_text().count("\n") == 1
