@@ -378,6 +378,8 @@ class VLLMRolloutEngine(RolloutEngine):
         return bool(self._asleep_tags)
 
     def shutdown(self) -> None:
+        """Drop the engine. vLLM's own clean-up then runs, and with ``external_launcher`` it also
+        destroys the torch.distributed world it shared: shut the rollout engine down last."""
         if self._closed:
             return
         self._closed = True
