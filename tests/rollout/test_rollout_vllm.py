@@ -106,6 +106,7 @@ def test_logprobs_equal_megatron_recomputation(single, temperature):
 @pytest.mark.slow
 def test_seeded_repeat_is_identical(single):
     assert single["seeded_repeat_equal"] and single["other_seed_differs"]
+    assert single["long_prompts_batched_equal_alone"]
 
 
 @pytest.mark.dist

@@ -84,7 +84,8 @@ def single_engine_checks(rank, world_size, hf_dir, mg_dir):
     from mindspeed_rl.engine.rollout import SamplingParams
 
     actor, exported, moved = updated_actor(hf_dir, mg_dir, 1, 1)
-    eng = build_vllm(hf_dir)
+    # a token budget of one max-length sequence: a batch of long prompts exceeds it
+    eng = build_vllm(hf_dir, max_num_batched_tokens=128)
     out = {"moved": moved, "num_tensors": len(exported)}
     try:
         out["refused_before_sync"] = _raises(lambda: eng.generate(PROMPTS, SamplingParams(max_tokens=2)))
@@ -102,6 +103,14 @@ def single_engine_checks(rank, world_size, hf_dir, mg_dir):
         other = eng.generate(PROMPTS, SamplingParams(n=2, max_tokens=10, temperature=1.0, seed=6))
         key = lambda res: [[(o.token_ids, o.logprobs) for o in g] for g in res]  # noqa: E731
         out["seeded_repeat_equal"] = key(first) == key(again)
+        # seeded long prompts over the token budget: same samples as each prompt alone
+        # (vLLM on CPU fails on a chunked prefill of a seeded request; the engine disables chunking)
+        g = torch.Generator().manual_seed(0)
+        long_prompts = [torch.randint(2, 250, (50 + 5 * i,), generator=g).tolist() for i in range(4)]
+        long_sp = SamplingParams(n=2, max_tokens=6, temperature=1.0, seed=8)
+        together = eng.generate(long_prompts, long_sp)
+        alone = [eng.generate(long_prompts[: i + 1], long_sp)[i] for i in range(len(long_prompts))]
+        out["long_prompts_batched_equal_alone"] = key(together) == key(alone)
         out["other_seed_differs"] = key(first) != key(other)
 
         steps = 8

@@ -152,6 +152,12 @@ def refresh_tied_layers(worker) -> int:
     return refreshed
 
 
+def platform_is_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
 class VLLMRolloutEngine(RolloutEngine):
     """One vLLM replica member per trainer rank (SPMD), or a single standalone engine.
 
@@ -234,6 +240,11 @@ class VLLMRolloutEngine(RolloutEngine):
                 load_format=load_format,
                 logprobs_mode=logprobs_mode,
             )
+            if platform_is_cpu():
+                # vLLM 0.32 on CPU: when a partial (chunked) prefill's sampled token is discarded,
+                # a seeded request's generator is rewound with set_offset, which CPU generators
+                # do not support ("CPU Generator does not use offset"). Whole prompts only.
+                kwargs["enable_chunked_prefill"] = False
             if enable_sleep_mode and tensor_parallel_size > 1:
                 # The custom all-reduce's IPC buffers are not released or remapped by sleep mode.
                 kwargs["disable_custom_all_reduce"] = True
@@ -367,6 +378,8 @@ class VLLMRolloutEngine(RolloutEngine):
         return bool(self._asleep_tags)
 
     def shutdown(self) -> None:
+        """Drop the engine. vLLM's own clean-up then runs, and with ``external_launcher`` it also
+        destroys the torch.distributed world it shared: shut the rollout engine down last."""
         if self._closed:
             return
         self._closed = True
