@@ -40,6 +40,9 @@ def main() -> int:
         print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
         return 0
 
+    from mindspeed_rl.trainer.preflight import run_preflight
+
+    run_preflight(cfg)  # tokenizer/model/dataset, outputs and resume: refused in seconds, before heavy imports
     from mindspeed_rl.utils.imports import require
 
     require("megatron.core", purpose="the actor and reference training engines")
