@@ -50,10 +50,22 @@ def main() -> int:
         print(plan.render())
         return 3 if plan.refusals() else 0
 
+    import importlib.util
+
+    from mindspeed_rl.trainer.preflight import run_preflight
     from mindspeed_rl.utils.imports import require
 
-    require("megatron.core", purpose="the actor and reference training engines")
-    require("ray", purpose="placing and driving the workers")
+    backends = (("megatron.core", "the actor and reference training engines"), ("ray", "placing and driving the workers"))
+    for module, purpose in backends:  # a missing install first, found without importing it (seconds)
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            require(module, purpose=purpose)
+    run_preflight(cfg)  # tokenizer/model/dataset, outputs and resume: refused in seconds, before heavy imports
+    for module, purpose in backends:
+        require(module, purpose=purpose)
     from mindspeed_rl.trainer import run_grpo
 
     return run_grpo(cfg)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from .encoding import ChunkResult, EncoderSpec, RowEncoder, encode_in_worker, init_worker, save_spec
+from .fingerprint import vocab_fingerprint
 from .handlers import get_handler
 from .indexed import PromptLabelWriter, meta_path, rejects_path
 from .readers import InputError, RowBlock, columns_of, detect_format, expand_inputs, iter_blocks
@@ -341,7 +342,7 @@ def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, l
                        "handler": cfg.handler, "map_keys": dict(handler.map_keys), "max_rows": cfg.max_rows},
             "template": template.to_dict(),
             "tokenizer": {"path": tok_path, "class": type(tok).__name__, "vocab_size": len(tok),
-                          "fingerprint": hashlib.sha256(spec.tokenizer_json.encode()).hexdigest()[:16],
+                          "fingerprint": vocab_fingerprint(tok.get_vocab()),
                           "eos_token": tok.eos_token, "pad_token": tok.pad_token,
                           "special_tokens": {t: tok.convert_tokens_to_ids(t) for t in special_texts}},
             "counts": {"rows_read": rows_read, "rows_written": writer.count, "rows_rejected": len(rejects),

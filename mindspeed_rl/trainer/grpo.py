@@ -9,8 +9,6 @@ rank per TP/PP group returns data.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -43,8 +41,7 @@ class Timer:
         return _Span()
 
 
-def config_hash(cfg: GRPOConfig) -> str:
-    return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+from mindspeed_rl.trainer.resume_check import config_hash  # noqa: E402,F401 - saved in run_state.json
 
 
 class GRPOTrainer:

@@ -3,7 +3,6 @@ worker starts: the tokenizer, the model's vocabulary and the dataset must belong
 output directories must take files. Each problem names both sides and the key to change."""
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -16,10 +15,40 @@ TOKENIZER_KEY = "megatron_training.tokenizer_name_or_path"
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """A hash of the whole tokenizer (vocabulary, merges, added tokens, normalizer)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)  # the preprocessor hashes the same string
-    text = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The preprocessor's fingerprint of a tokenizer (its whole token -> id map)."""
+    from mindspeed_rl.data.fingerprint import vocab_fingerprint
+
+    return vocab_fingerprint(tokenizer.get_vocab())
+
+
+class _LightTokenizer:
+    """The few tokenizer facts the checks need, from tokenizer.json through ``tokenizers`` (no
+    transformers import, which costs seconds)."""
+
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+
+    def __len__(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)
+
+    def get_vocab(self) -> dict:
+        return self._tok.get_vocab(with_added_tokens=True)
+
+    def convert_tokens_to_ids(self, token: str):
+        return self._tok.token_to_id(token)
+
+
+def load_tokenizer_for_checks(path: str):
+    if (Path(path) / "tokenizer.json").is_file():
+        try:
+            return _LightTokenizer(Path(path) / "tokenizer.json")
+        except Exception:  # noqa: BLE001 - transformers may still read it; it reports its own error
+            pass
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 def model_config(cfg) -> tuple[str, dict]:
@@ -46,7 +75,8 @@ def _max_token_id(prefix: str, budget_bytes: int = 1 << 30) -> int:
 
 
 def check_vocabulary(cfg, tokenizer, dataset) -> list[Problem]:
-    """Tokenizer vs model vocabulary vs the tokenizer the dataset was made with."""
+    """Tokenizer vs model vocabulary vs the tokenizer the dataset was made with (``dataset``: anything
+    with ``meta``, ``prefix`` and ``len``)."""
     out: list[Problem] = []
     mt = cfg.megatron_training
     config_path, hf = model_config(cfg)
@@ -127,3 +157,41 @@ def preflight(cfg, tokenizer, dataset, log=print) -> None:
     problems = check_vocabulary(cfg, tokenizer, dataset) + check_outputs(cfg, log)
     if problems:
         raise ConfigError(problems)
+
+
+class _DatasetFiles:
+    """A preprocessed dataset's metadata and sizes, read without megatron-core (which costs seconds
+    to import): enough for the checks above."""
+
+    def __init__(self, prefix: str):
+        from mindspeed_rl.data.indexed import LABEL, PROMPT, check_indexed_files, meta_path, part_prefix
+
+        self.prefix = prefix
+        try:
+            self.meta = read_json(meta_path(prefix), "dataset metadata")
+        except FileFormatError as exc:
+            raise ConfigError([Problem("megatron_training.data_path", prefix, str(exc),
+                                       "preprocess the dataset again (cli/preprocess_data.py)")]) from None
+        for part in (PROMPT, LABEL):
+            why = check_indexed_files(part_prefix(prefix, part))
+            if why:
+                raise ConfigError([Problem("megatron_training.data_path", prefix, f"{why}; the dataset is damaged",
+                                           "preprocess the dataset again (cli/preprocess_data.py)")])
+        self.rows = int(self.meta.get("counts", {}).get("rows_written", 0))
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def run_preflight(cfg, log=print) -> None:
+    """Every driver-side check, with light imports only (no megatron-core, Ray or model): the
+    command line calls it before anything heavy, so a refusal comes in seconds."""
+    from mindspeed_rl.config import check_inputs_exist
+    from mindspeed_rl.trainer.resume_check import plan_resume
+
+    check_inputs_exist(cfg)
+    dataset = _DatasetFiles(cfg.megatron_training.data_path)
+    tokenizer = load_tokenizer_for_checks(cfg.megatron_training.tokenizer_name_or_path)
+    preflight(cfg, tokenizer, dataset, log)
+    plan_resume(cfg, log=lambda _m: None)  # its notes are printed once, when the trainer resumes
+

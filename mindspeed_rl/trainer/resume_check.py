@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -45,6 +47,10 @@ class ResumePlan:
     allowed: dict[str, tuple] = field(default_factory=dict)  # key -> (saved, new)
     overridden: dict[str, tuple] = field(default_factory=dict)
     fell_back_from: Optional[int] = None
+
+
+def config_hash(cfg) -> str:
+    return hashlib.sha256(json.dumps(dataclasses.asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -149,8 +155,6 @@ def _saved_config(path: Path) -> tuple[Optional[dict], Optional[str]]:
 
 def plan_resume(cfg, log=print) -> Optional[ResumePlan]:
     """The checkpoint a run resumes from, checked and compared; None when the run starts fresh."""
-    from mindspeed_rl.trainer.grpo import config_hash
-
     source = resume_source(cfg)
     if not source:
         return None

@@ -24,13 +24,15 @@ def _marker(pid: int, marker_dir: Path) -> Path:
     return marker_dir / f"driver-{pid}.json"
 
 
-def record_local_cluster(session_dir: str, pids: List[int] = (), marker_dir: Path = MARKER_DIR) -> Optional[Path]:
-    """Note that this process owns the local Ray cluster at ``session_dir`` (``pids``: its head processes)."""
+def record_local_cluster(session_dir: str, pids: List[int] = (), marker_dir: Path = MARKER_DIR,
+                         raylet_pids: List[int] = ()) -> Optional[Path]:
+    """Note that this process owns the local Ray cluster at ``session_dir`` (``pids``: its head
+    processes; ``raylet_pids``: the raylets, which every worker and agent names in RAY_RAYLET_PID)."""
     try:
         marker_dir.mkdir(parents=True, exist_ok=True)
         path = _marker(os.getpid(), marker_dir)
         path.write_text(json.dumps({"driver_pid": os.getpid(), "session_dir": session_dir, "pids": list(pids),
-                                    "started": time.time()}))
+                                    "raylet_pids": list(raylet_pids), "started": time.time()}))
         return path
     except OSError:
         return None  # bookkeeping only: never stop a run for it
@@ -44,15 +46,18 @@ def init_local_ray(log: Callable[[str], None] = print, **kwargs) -> None:
     import ray
 
     clean_leftovers(log=log)
-    ray.init(**kwargs)
+    # "local": a new cluster of our own, even where a `ray start` cluster runs on this machine
+    # (ray.init would otherwise attach to it and then refuse num_cpus)
+    ray.init(**{"address": "local", **kwargs})
     try:
         session = ray._private.worker._global_node.get_session_dir_path()
     except AttributeError:  # a Ray without this private handle: nothing to note
         return
     node = ray._private.worker._global_node
-    pids = [info.process.pid for infos in getattr(node, "all_processes", {}).values() for info in infos
-            if getattr(info, "process", None) is not None]
-    if record_local_cluster(session, pids):
+    procs = {kind: [info.process.pid for info in infos if getattr(info, "process", None) is not None]
+             for kind, infos in getattr(node, "all_processes", {}).items()}
+    pids = [pid for group in procs.values() for pid in group]
+    if record_local_cluster(session, pids, raylet_pids=procs.get("raylet", [])):
         atexit.register(forget_local_cluster)
 
 
@@ -75,14 +80,32 @@ def _proc_table() -> dict[int, tuple[int, str]]:
     return table
 
 
-def processes_of_cluster(session_dir: str, head_pids: List[int] = ()) -> List[int]:
+def _raylet_of(pid: int) -> Optional[int]:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"RAY_RAYLET_PID="):
+            try:
+                return int(item.split(b"=", 1)[1])
+            except ValueError:
+                return None
+    return None
+
+
+def processes_of_cluster(session_dir: str, head_pids: List[int] = (), raylet_pids: List[int] = ()) -> List[int]:
     """Pids of a Ray cluster: its head processes that still run Ray (a reused pid is not taken),
-    processes whose command line names the session, and all their descendants (workers and agents
-    rename themselves ``ray::...`` and are found as children of the raylet)."""
+    processes whose command line names the session, workers and agents whose RAY_RAYLET_PID is the
+    cluster's raylet (they rename themselves ``ray::...`` and outlive a killed raylet as orphans),
+    and all their descendants."""
     table = _proc_table()
     name = os.path.basename(session_dir.rstrip("/")) or session_dir
     roots = {pid for pid, (_ppid, cmd) in table.items() if name.startswith("session_") and name in cmd}
     roots |= {pid for pid in head_pids if pid in table and "ray" in table[pid][1]}
+    raylets = set(raylet_pids)
+    if raylets:
+        roots |= {pid for pid, (_ppid, cmd) in table.items() if "ray" in cmd and _raylet_of(pid) in raylets}
     found, frontier = set(roots), list(roots)
     while frontier:
         parent = frontier.pop()
@@ -109,7 +132,8 @@ def clean_leftovers(marker_dir: Path = MARKER_DIR, log: Callable[[str], None] = 
             continue
         if driver == os.getpid() or pid_alive(driver):
             continue  # a live run's cluster
-        pids = processes_of_cluster(session, [int(p) for p in info.get("pids", [])])
+        pids = processes_of_cluster(session, [int(p) for p in info.get("pids", [])],
+                                    [int(p) for p in info.get("raylet_pids", [])])
         if pids:
             log(f"found {len(pids)} Ray process(es) left by a killed run (driver pid {driver}, session {session}); "
                 f"stopping them: {pids}")

@@ -106,12 +106,17 @@ def test_a_real_local_cluster_is_recorded_and_nothing_survives_its_killed_driver
         (marker,) = (tmp_path / "state" / "ray").glob("driver-*.json")
         info = json.loads(marker.read_text())
         assert info["driver_pid"] == proc.pid
-        cluster = rl.processes_of_cluster(info["session_dir"], info["pids"])
+        cluster = rl.processes_of_cluster(info["session_dir"], info["pids"], info["raylet_pids"])
         assert worker in cluster and set(info["pids"]) <= set(cluster)  # the marker finds every process
+        assert len(info["raylet_pids"]) == 1
         proc.kill()  # kill -9: no atexit, the marker stays
         proc.wait()
         assert marker.exists()
         rl.clean_leftovers(marker_dir=tmp_path / "state" / "ray", log=print, grace_s=5.0)
+        # agents that were already exiting by themselves (their raylet gone) get a moment to finish
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and [p for p in cluster if rl._running(p)]:
+            time.sleep(0.2)
         assert not [p for p in cluster if rl._running(p)]
         assert not marker.exists()
     finally:
