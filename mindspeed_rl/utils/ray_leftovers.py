@@ -56,8 +56,11 @@ def init_local_ray(log: Callable[[str], None] = print, **kwargs) -> None:
     node = ray._private.worker._global_node
     procs = {kind: [info.process.pid for info in infos if getattr(info, "process", None) is not None]
              for kind, infos in getattr(node, "all_processes", {}).items()}
-    pids = [pid for group in procs.values() for pid in group]
-    if record_local_cluster(session, pids, raylet_pids=procs.get("raylet", [])):
+    raylets = procs.get("raylet", [])
+    # Record the agents too: they rename themselves (ray::DashboardAgent, no session in the command
+    # line) and, once their raylet dies, are no longer its children, so only their pid finds them.
+    pids = processes_of_cluster(session, [pid for group in procs.values() for pid in group], raylets)
+    if record_local_cluster(session, pids, raylet_pids=raylets):
         atexit.register(forget_local_cluster)
 
 

@@ -117,7 +117,8 @@ def test_a_real_local_cluster_is_recorded_and_nothing_survives_its_killed_driver
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and [p for p in cluster if rl._running(p)]:
             time.sleep(0.2)
-        assert not [p for p in cluster if rl._running(p)]
+        left = [p for p in cluster if rl._running(p)]
+        assert not left, [(p, open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:200]) for p in left]
         assert not marker.exists()
     finally:
         if proc.poll() is None:
