@@ -3,11 +3,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TOKENIZER_DIR = FIXTURES / "qwen2_tokenizer"
 MATH500_SLICE = FIXTURES / "evaluation" / "math500_slice12.jsonl"
 AIME24_SLICE = FIXTURES / "evaluation" / "aime24_slice4.jsonl"
 GSM8K_SLICE = FIXTURES / "evaluation" / "gsm8k_slice4.jsonl"
+# the scorer spec of a test reward that a random model passes about a third of the time
+LENGTH_MOD3 = "eval_testlib:length_mod3"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: a tiny model on a shared 2-core box only loses to OpenMP
+    contention (about 10x slower with 2). A module opts in with an autouse fixture that requests it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def length_mod3(response: str, gold: str, extra=None) -> float:

@@ -11,24 +11,17 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from eval_testlib import MATH500_SLICE, CountingEngine, save_tiny_qwen2  # noqa: E402
+from eval_testlib import MATH500_SLICE, CountingEngine, save_tiny_qwen2, LENGTH_MOD3, one_thread  # noqa: E402,F401
 
 from mindspeed_rl.evaluation import EvalConfig, ResumeError, Validator, evaluate, load_problems  # noqa: E402
 from mindspeed_rl.evaluation.config import DatasetConfig, EvalSamplingConfig, ScorerConfig  # noqa: E402
 from mindspeed_rl.evaluation.runner import batch_seed  # noqa: E402
 
-LENGTH_MOD3 = "eval_testlib:length_mod3"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # a tiny model on a shared 2-core box: OpenMP threads only contend (about 10x slower with 2)
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,13 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.dirname(__file__))
-from eval_testlib import AIME24_SLICE, FIXTURES, MATH500_SLICE, save_tiny_qwen2  # noqa: E402
+from eval_testlib import AIME24_SLICE, FIXTURES, MATH500_SLICE, save_tiny_qwen2, LENGTH_MOD3, one_thread  # noqa: E402,F401
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from cli.evaluate import main  # noqa: E402
 
 GPQA = FIXTURES / "evaluation" / "gpqa_synthetic6.csv"
-LENGTH_MOD3 = "eval_testlib:length_mod3"
 DATA = [f"math500.dataset.path={MATH500_SLICE}", f"aime24.dataset.path={AIME24_SLICE}",
         f"gpqa_diamond.dataset.path={GPQA}"]
 # CPU-sized settings for every benchmark; a scorer a random model passes a third of the time so
@@ -31,13 +30,8 @@ PER_BENCH = ["aime24.n=2", "gpqa_diamond.n=3", "aime24.batch_size=2"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
