@@ -54,6 +54,10 @@ def accuracy_reward(response: str, gold: str, extra: Mapping = None) -> float:
     if not g:
         return 0.0
     ext = extract_answer(response, cfg)
+    if ext.source in _MARKED_SOURCES and not (ext.answer or "").strip():
+        # The response marked its final answer and left it empty (``\\boxed{}``): no answer,
+        # even if a number the gold equals appears in the reasoning.
+        return 0.0
     cands = readings(ext)
     for cand in cands:
         if is_equivalent(cand, g):
