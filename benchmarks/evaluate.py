@@ -42,7 +42,8 @@ def main() -> None:
     from mindspeed_rl.engine.rollout import build_rollout_engine
     from mindspeed_rl.evaluation import EvalConfig, Judge, evaluate, load_problems
     from mindspeed_rl.evaluation.config import DatasetConfig, EvalSamplingConfig, ScorerConfig
-    from mindspeed_rl.evaluation.runner import batch_seed, batches, render_prompts, sampling_params, stop_token_ids
+    from mindspeed_rl.data.templates import stop_token_ids
+    from mindspeed_rl.evaluation.runner import batch_seed, batches, render_prompts, sampling_params
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_eval_"))

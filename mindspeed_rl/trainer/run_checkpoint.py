@@ -23,7 +23,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-TRACKER = "latest_checkpointed_iteration.txt"
+from mindspeed_rl.utils.fs import TRACKER_FILE as TRACKER  # noqa: F401 - re-exported
+from mindspeed_rl.utils.fs import read_tracker, replace_dir, tracker_path, write_tracker
+
 SIDE_DIR = "hf_config"
 
 
@@ -32,13 +34,10 @@ def iteration_dir(save_dir: str | Path, iteration: int) -> Path:
 
 
 def latest_iteration(save_dir: str | Path) -> int | None:
-    tracker = Path(save_dir) / TRACKER
-    if not tracker.is_file():
+    it = read_tracker(save_dir)  # a TrackerError (ValueError) names a damaged tracker
+    if it is None:
         return None
-    text = tracker.read_text().strip()
-    if not text.isdigit():
-        raise ValueError(f"{tracker} holds {text!r}, expected an iteration number")
-    it = int(text)
+    tracker = tracker_path(save_dir)
     if not (iteration_dir(save_dir, it) / "run_state.json").is_file():
         raise FileNotFoundError(f"{tracker} names iteration {it} but {iteration_dir(save_dir, it)} is incomplete or missing")
     return it
@@ -67,12 +66,8 @@ def save_checkpoint(save_dir: str | Path, iteration: int, run_state: dict[str, A
         json.dump({"iteration": iteration, **run_state}, f, indent=1)
         f.flush()
         os.fsync(f.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    tracker_tmp = save_dir / (TRACKER + ".tmp")
-    tracker_tmp.write_text(str(iteration))
-    os.replace(tracker_tmp, save_dir / TRACKER)
+    replace_dir(tmp, final)
+    write_tracker(save_dir, iteration)
     if keep_last > 0:
         done = sorted(p for p in save_dir.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
         for old in done[:-keep_last]:

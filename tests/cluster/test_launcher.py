@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from mindspeed_rl.testing.distributed import free_port  # noqa: E402
+from mindspeed_rl.utils.net import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "examples" / "grpo" / "ray_cluster.sh"
