@@ -13,7 +13,7 @@ from mindspeed_rl.data import PromptDataset
 from mindspeed_rl.data.preprocess import PreprocessConfig, preprocess
 from mindspeed_rl.data.readers import InputError
 
-from .conftest import write_rows
+from tests.reliability.world import write_rows
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import torch
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 from mindspeed_rl.config import ConfigError, load_config
 
-from .conftest import MODEL
+from tests.reliability.world import MODEL
 
 
 class WorkersWouldStart(Exception):
@@ -258,7 +258,7 @@ def test_resume_check_reads_a_real_engine_checkpoint(tiny_world, tmp_path):
     from mindspeed_rl.testing.distributed import run_distributed
     from mindspeed_rl.trainer.resume_check import checkpoint_problem
 
-    from .engine_save_world import save_world
+    from tests.reliability.engine_save_world import save_world
 
     save = tmp_path / "ckpt"
     it = fake_run_checkpoint(save, 5, config(tiny_world, [f"megatron_training.save={save}"]))

@@ -4,7 +4,7 @@ from collections import Counter
 
 from mindspeed_rl.rewards import get_reward
 
-from .answer_forms import CLASSES, build, load
+from tests.rewards.answer_forms import CLASSES, build, load
 
 
 def test_fixture_is_the_generators_output_and_big_enough():

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from conftest import FIXTURES
+from tests.paths import FIXTURES
 from mindspeed_rl.rewards import is_equivalent
 
 DATA = FIXTURES / "rewards"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from tests.paths import ROOT
 from mindspeed_rl.rewards import RewardScorer, get_reward, parse_weighted_names
 
 
