@@ -1,4 +1,4 @@
-"""Issue 20 finding 1, the round trip: a 3-iteration GRPO run (TP2 actor, Ray, the real engine's
+"""The export round trip: a 3-iteration GRPO run (TP2 actor, Ray, the real engine's
 run checkpoint) -> mcore2hf -> the HF weights equal the actor's, the HF model's greedy output
 equals the actor's rollout at that iteration, and cli/evaluate.py on the HF dir and on the run
 checkpoint give identical results."""

@@ -1,4 +1,4 @@
-"""The recipe's table in one command (issue 21): on the tiny CPU model with small fixture files for
+"""The recipe's table in one command: on the tiny CPU model with small fixture files for
 MATH-500, AIME24 and GPQA Diamond, every cell equals the per-benchmark CLI's number; the table
 resumes, skips a benchmark without data, and plots several checkpoints against iteration."""
 import csv

@@ -1,4 +1,4 @@
-"""Issue 20, finding 7c: Ray processes a killed driver left behind are found and stopped by the next
+"""Ray processes a killed driver left behind are found and stopped by the next
 run (the marker names the dead driver's session; live runs' clusters are never touched)."""
 import json
 import os

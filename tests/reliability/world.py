@@ -1,5 +1,6 @@
-"""The reliability tests' inputs: prompt rows (optionally with a non-UTF-8 line) and the tiny
-model's shape, shared by their fixtures (conftest.py) and the tests themselves."""
+"""The reliability tests' inputs, shared by their fixtures (conftest.py) and the tests: prompt
+rows (optionally with a non-UTF-8 line), the tiny model's shape, the pid of a finished process."""
+import subprocess
 from pathlib import Path
 
 from mindspeed_rl.testing import tiny
@@ -19,3 +20,10 @@ def write_rows(path: Path, n: int = 6, bad_line: int | None = None) -> Path:
 
 
 MODEL = dict(**tiny.SMALL, max_position_embeddings=512, tie_word_embeddings=True)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (as a killed writer's pid in a temp file name)."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

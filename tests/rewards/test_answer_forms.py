@@ -1,4 +1,4 @@
-"""The answer forms of issue 15, labelled (tests/fixtures/rewards/answer_forms.jsonl): every class
+"""Labelled answer forms the scorer once got wrong (tests/fixtures/rewards/answer_forms.jsonl): every class
 scored right, and not one near miss passed."""
 from collections import Counter
 
