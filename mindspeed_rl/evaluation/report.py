@@ -80,6 +80,13 @@ def write_chart(report, path: str) -> None:
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_title(f"pass@1 by {field}")
+    save_png(fig, path)
+
+
+def save_png(fig, path: str) -> None:
+    """Lay out, write atomically (a viewer never reads half a PNG) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

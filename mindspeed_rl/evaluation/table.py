@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from mindspeed_rl.config.errors import ConfigError, Problem
-from mindspeed_rl.utils.fs import atomic_open, atomic_path
+from mindspeed_rl.evaluation.report import save_png
+from mindspeed_rl.utils.fs import atomic_open
 
 
 @dataclass
@@ -211,10 +212,7 @@ def write_chart(spec: TableSpec, rows: Sequence[ModelRow], path: str) -> None:
     ax.set_ylim(0, 100)
     ax.set_title(spec.title)
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def run_table(spec: TableSpec, models: Sequence[str], overrides: Sequence[str], output_dir: str,
