@@ -18,13 +18,12 @@ written; stale ``*.tmp`` directories from an interrupted save are removed on the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from mindspeed_rl.utils.fs import TRACKER_FILE as TRACKER  # noqa: F401 - re-exported
-from mindspeed_rl.utils.fs import read_tracker, replace_dir, tracker_path, write_tracker
+from mindspeed_rl.utils.fs import atomic_write_json, read_tracker, replace_dir, tracker_path, write_tracker
 
 SIDE_DIR = "hf_config"
 
@@ -62,10 +61,7 @@ def save_checkpoint(save_dir: str | Path, iteration: int, run_state: dict[str, A
         for src in side_dirs:
             if src and Path(src).is_dir():
                 copy_side_files(str(src), str(tmp / SIDE_DIR))
-    with open(tmp / "run_state.json", "w", encoding="utf-8") as f:
-        json.dump({"iteration": iteration, **run_state}, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
+    atomic_write_json(tmp / "run_state.json", {"iteration": iteration, **run_state}, fsync=True, indent=1)
     replace_dir(tmp, final)
     write_tracker(save_dir, iteration)
     if keep_last > 0:
