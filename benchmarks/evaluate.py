@@ -20,7 +20,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "evaluation"))
 
 
 def main() -> None:
@@ -35,14 +34,15 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
-    from eval_testlib import MATH500_SLICE, save_tiny_qwen2
     from transformers import AutoTokenizer
 
     from mindspeed_rl.data import load_template
     from mindspeed_rl.engine.rollout import build_rollout_engine
     from mindspeed_rl.evaluation import EvalConfig, Judge, evaluate, load_problems
     from mindspeed_rl.evaluation.config import DatasetConfig, EvalSamplingConfig, ScorerConfig
-    from mindspeed_rl.evaluation.runner import batch_seed, batches, render_prompts, sampling_params, stop_token_ids
+    from mindspeed_rl.data.templates import stop_token_ids
+    from mindspeed_rl.evaluation.runner import batch_seed, batches, render_prompts, sampling_params
+    from tests.evaluation.eval_testlib import MATH500_SLICE, save_tiny_qwen2
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_eval_"))

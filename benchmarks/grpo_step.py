@@ -60,7 +60,7 @@ def build_assets(work: Path, args) -> dict:
                                 max_prompt_length=args.max_len - args.max_tokens, workers=1, progress=False),
                log=lambda *a, **k: None)
     hf_to_mcore(str(work / "hf"), str(work / "mcore"), tp=1, pp=1, quiet=True)
-    from mindspeed_rl.evaluation.runner import stop_token_ids
+    from mindspeed_rl.data.templates import stop_token_ids
 
     return {
         "prompts": [template.render(r["problem"]) for r in rows],

@@ -29,15 +29,14 @@ import torch  # noqa: E402
 
 
 def build_model(args):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from mindspeed_rl.models.random_checkpoint import random_hf_model, tiny_qwen2_config
 
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
+    cfg = tiny_qwen2_config(
         vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.hidden * 3,
         num_hidden_layers=args.layers, num_attention_heads=max(1, args.hidden // 64),
         num_key_value_heads=max(1, args.hidden // 128), max_position_embeddings=4096,
     )
-    return Qwen2ForCausalLM(cfg).eval()
+    return random_hf_model(cfg, seed=0)
 
 
 def timed(fn, repeats):

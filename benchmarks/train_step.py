@@ -145,7 +145,7 @@ def main() -> None:
     from mindspeed_rl.engine.config import EngineConfig
     from mindspeed_rl.models.convert import hf_to_mcore
     from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config, write_random_hf_checkpoint
-    from mindspeed_rl.testing.distributed import free_port
+    from mindspeed_rl.utils.net import free_port
 
     torch.set_num_threads(args.threads)
     heads = max(args.hidden // 16, 2)

@@ -1,10 +1,7 @@
+"""Session-wide test settings. ``tests`` is a package: pytest puts the repository root on sys.path,
+and every test helper is imported as ``tests.<dir>.<module>`` (also by spawned rank processes,
+which inherit the path)."""
 import os
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures"
-sys.path.insert(0, str(ROOT))
 
 # Never let a test reach for the Hugging Face Hub (no network on CI).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

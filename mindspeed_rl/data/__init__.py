@@ -8,10 +8,10 @@ Light to import (no transformers, torch or megatron at import time)::
 from .handlers import Handler, RowRejected, Sample, available_handlers, get_handler, register_handler
 from .prompt_dataset import DatasetFormatError, PromptDataset, PromptItem
 from .sampler import PromptSampler
-from .templates import ChatTemplate, TemplateError, load_template, load_templates
+from .templates import ChatTemplate, TemplateError, load_template, load_templates, stop_token_ids
 
 __all__ = [
-    "ChatTemplate", "TemplateError", "load_template", "load_templates",
+    "ChatTemplate", "TemplateError", "load_template", "load_templates", "stop_token_ids",
     "Handler", "RowRejected", "Sample", "available_handlers", "get_handler", "register_handler",
     "PromptDataset", "PromptItem", "DatasetFormatError", "PromptSampler",
 ]

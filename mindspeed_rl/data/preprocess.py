@@ -24,7 +24,7 @@ from .handlers import get_handler
 from .indexed import PromptLabelWriter, meta_path, rejects_path
 from .readers import InputError, RowBlock, columns_of, detect_format, expand_inputs, iter_blocks
 from .templates import load_template
-from mindspeed_rl.utils.fs import check_output_dir, remove_quietly, remove_stale_temp
+from mindspeed_rl.utils.fs import atomic_write_text, check_output_dir, remove_quietly, remove_stale_temp
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 META_VERSION = 1
@@ -203,17 +203,6 @@ def _run_chunks(spec: EncoderSpec, blocks: Iterator[RowBlock], pool, workers: in
         yield window.popleft().get()
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        remove_quietly([tmp])
-        raise
-
-
 def _summary_text(summary: Dict[str, Any]) -> str:
     c = summary["counts"]
     lines = [
@@ -331,7 +320,7 @@ def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, l
         rej_file = rejects_path(prefix)
         if rejects:
             rejects.sort()
-            _atomic_write_text(rej_file, "".join(
+            atomic_write_text(rej_file, "".join(
                 json.dumps({"index": i, "file": f, "row_in_file": r, "reason": why, "detail": d}, ensure_ascii=False)
                 + "\n" for i, f, r, why, d in rejects))
         elif os.path.exists(rej_file):
@@ -372,7 +361,7 @@ def _preprocess(cfg, template, handler, paths, read_columns, prefix, pool, t0, l
         meta["files"] = writer.publish()
         published = True
         meta["files"]["meta"] = meta_path(prefix)
-        _atomic_write_text(meta_path(prefix), json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        atomic_write_text(meta_path(prefix), json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         log("[preprocess] done\n" + _summary_text(meta))
         return meta
     finally:  # clean-up must not replace the error that brought us here

@@ -90,6 +90,21 @@ class ChatTemplate:
         return asdict(self)
 
 
+def stop_token_ids(template: ChatTemplate, tokenizer) -> List[int]:
+    """EOS and every template stop word that is a single token of ``tokenizer``: the ids a rollout
+    engine stops on (it stops on ids, not on text)."""
+    ids = []
+    for word in template.stop_words:
+        tok = tokenizer.encode(word, add_special_tokens=False)
+        if len(tok) == 1:
+            ids.append(int(tok[0]))
+    eos = getattr(tokenizer, "eos_token_id", None)
+    for e in (eos if isinstance(eos, (list, tuple)) else [eos]):
+        if e is not None:
+            ids.append(int(e))
+    return sorted(set(ids))
+
+
 def _templates_path(path: Optional[Union[str, Path]]) -> Path:
     if path is None:
         path = os.environ.get("MINDSPEED_RL_TEMPLATES") or DEFAULT_TEMPLATES_PATH

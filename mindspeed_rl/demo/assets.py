@@ -81,29 +81,22 @@ def train_tokenizer(texts: list[str], out_dir: Path, vocab_size: int = 512):
 def build_tiny_model(tokenizer, out_dir: Path, seed: int, hidden_size: int = 64, num_layers: int = 2,
                      max_position_embeddings: int = 512):
     """A randomly initialised Qwen2ForCausalLM saved as safetensors (tied embeddings, GQA, QKV bias)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from mindspeed_rl.models.random_checkpoint import random_hf_model, tiny_qwen2_config
 
-    torch.manual_seed(seed)
-    vocab = len(tokenizer)
-    config = Qwen2Config(
-        vocab_size=vocab,
+    config = tiny_qwen2_config(
+        vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
         num_hidden_layers=num_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=max_position_embeddings,
-        rope_theta=10000.0,
-        rms_norm_eps=1e-6,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
-        architectures=["Qwen2ForCausalLM"],
-        torch_dtype="float32",
     )
-    model = Qwen2ForCausalLM(config)
+    model = random_hf_model(config, seed=seed)
     model.save_pretrained(str(out_dir), safe_serialization=True)
     tokenizer.save_pretrained(str(out_dir))
     return model

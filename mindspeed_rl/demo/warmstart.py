@@ -48,7 +48,7 @@ def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[
 
     from mindspeed_rl.engine import EngineConfig, MegatronEngine
     from mindspeed_rl.platform import current_platform
-    from mindspeed_rl.testing.distributed import free_port
+    from mindspeed_rl.utils.net import free_port
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(free_port()))

@@ -31,7 +31,9 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-TRACKER = "latest_checkpointed_iteration.txt"
+from mindspeed_rl.engine.wrappers import unwrap
+from mindspeed_rl.utils.fs import TrackerError, atomic_path, read_tracker, replace_dir, tracker_path, write_tracker
+
 META = "engine_meta.json"
 
 
@@ -104,12 +106,6 @@ def _load_optimizer_state(engine, state: dict) -> None:
     engine.scheduler.load_state_dict(state["scheduler"])
 
 
-def _atomic_torch_save(obj, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def _barrier() -> None:
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
@@ -124,8 +120,6 @@ def _meta(engine) -> dict:
 
 
 def save_engine_checkpoint(engine, save_dir: str, iteration: int) -> str:
-    from mindspeed_rl.engine.megatron_engine import unwrap
-
     engine.onload()  # optimizer state parked for the rollout must be in place to be written
     save_dir = os.path.abspath(save_dir)
     final = _iter_dir(save_dir, iteration)
@@ -144,37 +138,28 @@ def save_engine_checkpoint(engine, save_dir: str, iteration: int) -> str:
                         if isinstance(v, torch.Tensor)}
     if engine.optimizer is not None and (engine.dp_rank == 0 or engine.config.use_distributed_optimizer):
         obj["optimizer"] = _optimizer_state(engine)
-    _atomic_torch_save(obj, os.path.join(tmp, _rank_name(engine.tp_rank, engine.pp_rank, engine.dp_rank)))
+    with atomic_path(os.path.join(tmp, _rank_name(engine.tp_rank, engine.pp_rank, engine.dp_rank))) as part:
+        torch.save(obj, part)
     _barrier()
     if dist.get_rank() == 0:
         with open(os.path.join(tmp, META), "w", encoding="utf-8") as f:
             json.dump(_meta(engine), f, indent=1)
-        old = None
-        if os.path.exists(final):
-            old = f"{final}.old-{os.getpid()}"
-            os.rename(final, old)
-        os.rename(tmp, final)
-        tracker_tmp = os.path.join(save_dir, f".{TRACKER}.tmp-{os.getpid()}")
-        with open(tracker_tmp, "w", encoding="utf-8") as f:
-            f.write(str(iteration))
-        os.replace(tracker_tmp, os.path.join(save_dir, TRACKER))
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(tmp, final)
+        write_tracker(save_dir, iteration)
     _barrier()
     return final
 
 
 def load_engine_checkpoint(engine, load_dir: str, iteration: Optional[int] = None) -> int:
     """Restore model, optimizer, scheduler, RNG and step; returns the iteration loaded."""
-    from mindspeed_rl.engine.megatron_engine import unwrap
-
     if iteration is None:
-        path = os.path.join(load_dir, TRACKER)
         try:
-            with open(path, encoding="utf-8") as f:
-                iteration = int(f.read().strip())
-        except (OSError, ValueError):
-            raise FileNotFoundError(f"{path}: missing or unreadable; {load_dir} has no finished run checkpoint") from None
+            iteration = read_tracker(load_dir)
+        except TrackerError:
+            iteration = None
+        if iteration is None:
+            raise FileNotFoundError(f"{tracker_path(load_dir)}: missing or unreadable; "
+                                    f"{load_dir} has no finished run checkpoint")
     root = _iter_dir(load_dir, iteration)
     with open(os.path.join(root, META), encoding="utf-8") as f:
         meta = json.load(f)

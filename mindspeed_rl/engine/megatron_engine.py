@@ -15,17 +15,11 @@ from mindspeed_rl.engine import batch as B
 from mindspeed_rl.engine.config import EngineConfig
 from mindspeed_rl.engine.offload import StorageParking, optimizer_state_tensors
 from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_probs
+from mindspeed_rl.engine.wrappers import unwrap  # noqa: F401 - re-exported
 from mindspeed_rl.utils.imports import require
 
 LOSS_METRICS = ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "kl_loss", "entropy")
 OFFLOAD_KINDS = ("params", "grads", "optimizer")
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The GPTModel inside DDP / Float16Module wrappers."""
-    while hasattr(model, "module"):
-        model = model.module
-    return model
 
 
 def _te_available() -> bool:
@@ -452,5 +446,7 @@ class MegatronEngine:
         from mindspeed_rl.models.weight_sync import iter_hf_weights
 
         for bucket in iter_hf_weights(unwrap(self.model), self.bridge, self.padded_vocab, self.config.num_layer_list,
-                                      bucket_bytes=bucket_bytes, dtype=self.config.torch_dtype):
+                                      bucket_bytes=bucket_bytes, dtype=self.config.torch_dtype,
+                                      tp_group=self.ps.get_tensor_model_parallel_group(),
+                                      pp_group=self.ps.get_pipeline_model_parallel_group()):
             yield from bucket

@@ -16,6 +16,8 @@ import tempfile
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional
 
+from mindspeed_rl.utils.fs import TRACKER_FILE
+
 _ITER_RE = re.compile(r"^iter_(\d+)$")
 
 
@@ -30,10 +32,9 @@ def megatron_iterations(path: str) -> list[int]:
 
 
 def is_megatron_checkpoint(path: str) -> bool:
-    from mindspeed_rl.models.mcore_checkpoint import TRACKER
     from mindspeed_rl.models.sources import RUN_STATE
 
-    return (os.path.isfile(os.path.join(path, TRACKER)) or os.path.isfile(os.path.join(path, RUN_STATE))
+    return (os.path.isfile(os.path.join(path, TRACKER_FILE)) or os.path.isfile(os.path.join(path, RUN_STATE))
             or bool(megatron_iterations(path)))
 
 
@@ -51,7 +52,7 @@ def weights_signature(path: str, max_files: int = 4096) -> Dict[str, list]:
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
-            if name.endswith(WEIGHT_SUFFIXES) or name == "latest_checkpointed_iteration.txt":
+            if name.endswith(WEIGHT_SUFFIXES) or name == TRACKER_FILE:
                 full = os.path.join(root, name)
                 st = os.stat(full)
                 out[os.path.relpath(full, path)] = [st.st_size, st.st_mtime_ns]

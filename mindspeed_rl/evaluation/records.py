@@ -11,21 +11,14 @@ import json
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Set
 
+from mindspeed_rl.utils.fs import atomic_write_text
+
 SAMPLES_FILE = "samples.jsonl"
 META_FILE = "samples.meta.json"
 
 
 class ResumeError(RuntimeError):
     """Existing samples cannot be resumed; the message names the file, what differs and the fix."""
-
-
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _diff(old: Mapping, new: Mapping, prefix: str = "") -> List[str]:
@@ -62,7 +55,8 @@ class SampleStore:
                                   "it, overwrite=true to start over, or choose another output_dir")
             self._load()
         else:
-            _atomic_write(self.meta_path, json.dumps(self.fingerprint, indent=2, sort_keys=True) + "\n")
+            atomic_write_text(self.meta_path, json.dumps(self.fingerprint, indent=2, sort_keys=True) + "\n",
+                              fsync=True)
             open(self.path, "w", encoding="utf-8").close()
 
     def _load(self) -> None:
@@ -105,7 +99,7 @@ class SampleStore:
         kept = [r for r in self.records if int(r["problem_index"]) in problem_indices]
         dropped = len(self.records) - len(kept)
         if dropped or self.torn_lines:
-            _atomic_write(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
+            atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), fsync=True)
             self.records, self.torn_lines = kept, 0
         return dropped
 

@@ -1,10 +1,11 @@
 """Writing an evaluation report: report.json (numbers + exact settings), a console table, report.png."""
 from __future__ import annotations
 
-import json
 import os
 import re
-from typing import Callable, Dict, List, Mapping
+from typing import Callable, List, Mapping
+
+from mindspeed_rl.utils.fs import atomic_path, atomic_write_json
 
 REPORT_FILE = "report.json"
 CHART_FILE = "report.png"
@@ -48,14 +49,6 @@ def summary_text(report) -> str:
     return "\n\n".join(parts)
 
 
-def write_json_atomic(path: str, data: Dict) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def write_chart(report, path: str) -> None:
     """pass@k / maj@k against k, and pass@1 per group of every breakdown field."""
     import matplotlib
@@ -87,16 +80,22 @@ def write_chart(report, path: str) -> None:
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 100)
         ax.set_title(f"pass@1 by {field}")
+    save_png(fig, path)
+
+
+def save_png(fig, path: str) -> None:
+    """Lay out, write atomically (a viewer never reads half a PNG) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_report(report, out_dir: str, chart: bool = True, log: Callable[[str], None] = print) -> None:
     os.makedirs(out_dir, exist_ok=True)
-    write_json_atomic(os.path.join(out_dir, REPORT_FILE), report.to_dict())
+    atomic_write_json(os.path.join(out_dir, REPORT_FILE), report.to_dict(), ensure_ascii=False, default=str)
     log(summary_text(report))
     if chart:
         try:

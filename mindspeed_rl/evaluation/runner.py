@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from mindspeed_rl.data import load_template
+from mindspeed_rl.data import load_template, stop_token_ids
 
 from .config import EvalConfig, check_eval_config
 from .datasets import EvalProblem, LoadedDataset, load_problems
@@ -33,20 +33,6 @@ def batch_seed(seed: int, first_problem_index: int) -> int:
     """The sampling seed of the batch starting at a given problem (stable, well mixed, < 2**31)."""
     digest = hashlib.blake2b(f"{int(seed)}:{int(first_problem_index)}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") % (2**31 - 1)
-
-
-def stop_token_ids(template, tokenizer) -> List[int]:
-    """EOS and every template stop word that is a single token (the engine stops on ids)."""
-    ids = []
-    for word in template.stop_words:
-        tok = tokenizer.encode(word, add_special_tokens=False)
-        if len(tok) == 1:
-            ids.append(int(tok[0]))
-    eos = getattr(tokenizer, "eos_token_id", None)
-    for e in (eos if isinstance(eos, (list, tuple)) else [eos]):
-        if e is not None:
-            ids.append(int(e))
-    return sorted(set(ids))
 
 
 def render_prompts(problems: Sequence[EvalProblem], template) -> List[str]:

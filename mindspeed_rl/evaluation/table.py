@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from mindspeed_rl.config.errors import ConfigError, Problem
+from mindspeed_rl.evaluation.report import save_png
+from mindspeed_rl.utils.fs import atomic_open
 
 
 @dataclass
@@ -158,8 +160,7 @@ def _pct(cell: Optional[Cell]) -> str:
 
 
 def write_csv(spec: TableSpec, rows: Sequence[ModelRow], path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "path", "iteration", "source"]
                    + [c for b in spec.benchmarks for c in (f"{b.id}", f"{b.id}_metric")])
@@ -171,7 +172,6 @@ def write_csv(spec: TableSpec, rows: Sequence[ModelRow], path: str) -> None:
         for p in spec.published:
             w.writerow([p.label, "", "", "published"]
                        + [x for b in spec.benchmarks for x in (p.values.get(b.id, ""), b.published_metric)])
-    os.replace(tmp, path)
 
 
 def write_chart(spec: TableSpec, rows: Sequence[ModelRow], path: str) -> None:
@@ -212,11 +212,7 @@ def write_chart(spec: TableSpec, rows: Sequence[ModelRow], path: str) -> None:
     ax.set_ylim(0, 100)
     ax.set_title(spec.title)
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path)
 
 
 def run_table(spec: TableSpec, models: Sequence[str], overrides: Sequence[str], output_dir: str,

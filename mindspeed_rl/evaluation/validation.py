@@ -14,16 +14,16 @@ validation number at step 0 equals ``cli/evaluate.py`` on the same weights and s
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
 
-from mindspeed_rl.data import load_template
+from mindspeed_rl.data import load_template, stop_token_ids
+from mindspeed_rl.utils.fs import atomic_write_lines
 
 from .config import EvalConfig, check_eval_config
 from .datasets import load_problems
 from .judging import Judge
-from .runner import aggregate, batches, generate_and_judge, render_prompts, stop_token_ids
+from .runner import aggregate, batches, generate_and_judge, render_prompts
 
 
 class Validator:
@@ -71,12 +71,7 @@ class Validator:
     def _write_samples(self, step: int, name: str, records: List[Dict[str, Any]]) -> None:
         d = os.path.join(self.samples_dir, f"step_{step}")
         os.makedirs(d, exist_ok=True)
-        path = os.path.join(d, f"{name}.jsonl")
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+        atomic_write_lines(os.path.join(d, f"{name}.jsonl"), records, ensure_ascii=False)
 
     def close(self) -> None:
         for s in self._sets:

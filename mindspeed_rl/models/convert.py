@@ -27,6 +27,7 @@ from mindspeed_rl.models.hf_checkpoint import (
     materialize,
 )
 from mindspeed_rl.models.sources import SIDE_DIR, open_megatron_checkpoint
+from mindspeed_rl.utils.fs import atomic_dir, check_output_dir, remove_stale_temp, write_tracker
 
 # Read/write granularity for big tensors. Above glibc's largest dynamic mmap threshold (32 MiB),
 # so each chunk is its own mapping and goes back to the OS when freed instead of staying in the heap.
@@ -52,27 +53,12 @@ def atomic_output_dir(target: str, overwrite: bool) -> Iterator[str]:
         if os.listdir(target) and not overwrite:
             raise CheckpointError(f"{target}: not empty; pass --overwrite to replace it")
     parent = os.path.dirname(target)
-    from mindspeed_rl.utils.fs import check_output_dir, remove_stale_temp
-
     unwritable = check_output_dir(parent, "output directory")
     if unwritable:
         raise CheckpointError(f"{unwritable}; choose a writable place for {target}")
     remove_stale_temp(parent, os.path.basename(target))  # a killed conversion's half-written copy
-    tmp = os.path.join(parent, f".{os.path.basename(target)}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    with atomic_dir(target) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if os.path.exists(target):
-        old = os.path.join(parent, f".{os.path.basename(target)}.old-{os.getpid()}")
-        os.rename(target, old)
-    os.rename(tmp, target)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def copy_side_files(src: str, dst: str) -> list[str]:
@@ -180,8 +166,7 @@ def hf_to_mcore(
         with open(os.path.join(tmp, mc.META), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
         copy_side_files(load_dir, os.path.join(tmp, mc.HF_CONFIG_DIR))
-        with open(os.path.join(tmp, mc.TRACKER), "w", encoding="utf-8") as f:
-            f.write(str(iteration))
+        write_tracker(tmp, iteration)
     return meta
 
 

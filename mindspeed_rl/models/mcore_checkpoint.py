@@ -37,7 +37,10 @@ import torch
 from mindspeed_rl.models import naming
 from mindspeed_rl.models.errors import CheckpointError
 
-TRACKER = "latest_checkpointed_iteration.txt"
+from mindspeed_rl.utils.fs import TRACKER_FILE as TRACKER  # noqa: F401 - re-exported
+from mindspeed_rl.utils.fs import TrackerError, tracker_path
+from mindspeed_rl.utils.fs import read_tracker as _read_tracker_file
+
 META = "convert_meta.json"
 HF_CONFIG_DIR = "hf_config"
 CHECKPOINT_VERSION = 3.0
@@ -54,15 +57,13 @@ def rank_file(root: str, iteration: int, tp_rank: int, pp_rank: int, pp: int) ->
 
 
 def read_tracker(root: str) -> int:
-    path = os.path.join(root, TRACKER)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read().strip()
-    except OSError:
-        raise CheckpointError(f"{path}: missing; {root} is not a finished Megatron checkpoint") from None
-    if not text.isdigit():
-        raise CheckpointError(f"{path}: expected an iteration number, found {text!r}")
-    return int(text)
+        iteration = _read_tracker_file(root)
+    except TrackerError as exc:
+        raise CheckpointError(str(exc)) from None
+    if iteration is None:
+        raise CheckpointError(f"{tracker_path(root)}: missing; {root} is not a finished Megatron checkpoint")
+    return iteration
 
 
 def read_meta(root: str) -> dict:

@@ -1,8 +1,10 @@
-"""Write a random-weight HF checkpoint of any supported architecture, tensor by tensor.
+"""Random-weight HF models for tests, demos and benchmarks: the tiny Qwen2 config they share,
+a random checkpoint written tensor by tensor, and a random transformers model.
 
-For tests and benchmarks: no model is instantiated (a 0.5B-shaped bf16 checkpoint is written with
-the memory of one tensor). Every tensor, biases and norms included, is random so that a mapping
-bug cannot hide behind zeros or ones.
+``write_random_hf_checkpoint`` instantiates no model (a 0.5B-shaped bf16 checkpoint is written
+with the memory of one tensor). Every tensor, biases and norms included, is random so that a
+mapping bug cannot hide behind zeros or ones. ``random_hf_model`` builds a transformers model
+with transformers' own initialisation, the same weights for the same config and seed.
 """
 from __future__ import annotations
 
@@ -101,3 +103,16 @@ def qwen25_05b_config() -> dict:
         num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
         rope_theta=1000000.0, tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151643,
     )
+
+
+def random_hf_model(config: dict, seed: int = 0):
+    """A transformers model of ``config`` (a config.json dict, e.g. ``tiny_qwen2_config(...)``),
+    initialised by transformers from ``seed``; fp32, in eval mode."""
+    import transformers
+
+    kwargs = {k: v for k, v in config.items() if k not in ("model_type", "architectures", "torch_dtype")}
+    arch = (config.get("architectures") or ["Qwen2ForCausalLM"])[0]
+    cls = getattr(transformers, arch)
+    torch.manual_seed(seed)
+    model = cls(cls.config_class(architectures=[arch], **kwargs))
+    return model.to(torch.float32).eval()

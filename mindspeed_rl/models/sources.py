@@ -27,6 +27,7 @@ from typing import Callable, Optional
 from mindspeed_rl.models import mcore_checkpoint as mc
 from mindspeed_rl.models import naming
 from mindspeed_rl.models.errors import CheckpointError
+from mindspeed_rl.utils.fs import TrackerError, read_tracker
 
 RUN_STATE = "run_state.json"
 ENGINE_META = "engine_meta.json"
@@ -62,13 +63,12 @@ def _read_json(path: str) -> dict:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _read_tracker(path: str) -> Optional[int]:
-    if not os.path.isfile(path):
-        return None
-    text = open(path, encoding="utf-8").read().strip()
-    if not text.isdigit():
-        raise CheckpointError(f"{path}: expected an iteration number, found {text!r}")
-    return int(text)
+def _read_tracker(root: str) -> Optional[int]:
+    """The iteration ``root``'s tracker names, None without a tracker; damage is a CheckpointError."""
+    try:
+        return read_tracker(root)
+    except TrackerError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 @dataclass
@@ -114,7 +114,7 @@ def _choose_iteration(root: str, iteration: Optional[int], complete: Callable[[i
     available = [i for i in iteration_dirs(root) if complete(i)]
     how = "requested"
     if iteration is None:
-        iteration, how = _read_tracker(os.path.join(root, mc.TRACKER)), f"named by {mc.TRACKER}"
+        iteration, how = _read_tracker(root), f"named by {mc.TRACKER}"
     if iteration is not None:
         if not os.path.isdir(mc.iteration_dir(root, iteration)):
             raise CheckpointError(f"{mc.iteration_dir(root, iteration)}: no such iteration in {root} ({how}); "
@@ -142,7 +142,7 @@ def _open_run(root: str, iteration: Optional[int], log) -> MegatronSource:
         iter_dir = mc.iteration_dir(root, iteration)
         state = _read_json(os.path.join(iter_dir, RUN_STATE))
     actor = os.path.join(iter_dir, ACTOR_DIR)
-    step = _read_tracker(os.path.join(actor, mc.TRACKER))
+    step = _read_tracker(actor)
     if step is None:
         raise CheckpointError(f"{os.path.join(actor, mc.TRACKER)}: missing; {iter_dir} holds no actor weights")
     weights_dir = mc.iteration_dir(actor, step)

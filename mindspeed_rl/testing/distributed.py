@@ -9,20 +9,15 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
-import socket
 import time
 import traceback
 from typing import Any, Callable
 
+from mindspeed_rl.utils.net import free_port
+
 
 class DistributedTestError(RuntimeError):
     """A rank failed, crashed or timed out; the message names the rank and carries its traceback."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _to_bytes(obj) -> bytes:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from mindspeed_rl.config import GRPOConfig
-from mindspeed_rl.evaluation.runner import stop_token_ids
+from mindspeed_rl.data.templates import stop_token_ids
 from mindspeed_rl.trainer.experience import Experience, build_experience, response_stats
 from mindspeed_rl.trainer.metrics_logger import MetricsLogger
 from mindspeed_rl.trainer.run_checkpoint import latest_iteration, load_run_state, save_checkpoint

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
+
+from mindspeed_rl.utils.fs import atomic_write_lines
 
 CONSOLE_KEYS = (
     ("reward/mean", "reward"),
@@ -47,11 +48,7 @@ class MetricsLogger:
         """On resume: drop lines of iterations after the checkpoint (they will be recomputed)."""
         self._jsonl.close()
         keep = [r for r in read_jsonl(self.jsonl_path) if r.get("iteration", 0) <= iteration]
-        tmp = self.jsonl_path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in keep:
-                f.write(json.dumps(row) + "\n")
-        os.replace(tmp, self.jsonl_path)
+        atomic_write_lines(self.jsonl_path, keep)
         self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
 
     def log(self, iteration: int, total: int, metrics: dict[str, float]) -> None:
@@ -76,9 +73,7 @@ class MetricsLogger:
     def save_samples(self, iteration: int, samples: list[dict[str, Any]]) -> Path:
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         path = self.samples_dir / f"iter_{iteration:07d}.jsonl"
-        with open(path, "w", encoding="utf-8") as f:
-            for s in samples:
-                f.write(json.dumps(s, ensure_ascii=False) + "\n")
+        atomic_write_lines(path, samples, ensure_ascii=False)
         return path
 
     def plot_curves(self) -> Path | None:

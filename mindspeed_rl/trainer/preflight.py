@@ -152,9 +152,25 @@ def check_outputs(cfg, log=print) -> list[Problem]:
     return out
 
 
+def check_validation_sets(cfg) -> list[Problem]:
+    """Every ``rl_config.val_datasets`` entry is a valid evaluation config (keys, values, presets)."""
+    rl = cfg.rl_config
+    if not rl.val_datasets:
+        return []
+    from mindspeed_rl.evaluation.validation import validation_configs
+
+    try:
+        validation_configs(rl.val_datasets, source="rl_config.val_datasets")
+    except ConfigError as exc:
+        return list(exc.problems)
+    except ValueError as exc:
+        return [Problem("rl_config.val_datasets", rl.val_datasets, str(exc), "fix the held-out set entry")]
+    return []
+
+
 def preflight(cfg, tokenizer, dataset, log=print) -> None:
     """Every check above; raises one ConfigError listing all problems."""
-    problems = check_vocabulary(cfg, tokenizer, dataset) + check_outputs(cfg, log)
+    problems = check_validation_sets(cfg) + check_vocabulary(cfg, tokenizer, dataset) + check_outputs(cfg, log)
     if problems:
         raise ConfigError(problems)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mindspeed_rl.config.errors import ConfigError, Problem
-from mindspeed_rl.trainer.run_checkpoint import TRACKER, iteration_dir
-from mindspeed_rl.utils.fs import FileFormatError, read_json
+from mindspeed_rl.trainer.run_checkpoint import iteration_dir
+from mindspeed_rl.utils.fs import FileFormatError, TrackerError, read_json, read_tracker, tracker_path
 
 # Keys whose change leaves the resumed run computing exactly what the uninterrupted run would.
 ALLOWED = {
@@ -66,7 +66,7 @@ def resume_source(cfg) -> str:
     mt = cfg.megatron_training
     if mt.load:
         return mt.load
-    if mt.save and (Path(mt.save) / TRACKER).exists():
+    if mt.save and tracker_path(mt.save).exists():
         return mt.save
     return ""
 
@@ -84,9 +84,11 @@ def checkpoint_problem(root: Path, iteration: int) -> Optional[str]:
         return f"{path / 'run_state.json'} lacks the sampler state"
     actor = path / "actor"
     try:
-        tracked = int((actor / TRACKER).read_text().strip())
-    except (OSError, ValueError):
-        return f"{actor / TRACKER} is missing or unreadable"
+        tracked = read_tracker(actor)
+    except TrackerError as exc:
+        return str(exc)
+    if tracked is None:
+        return f"{tracker_path(actor)} is missing"
     engine = actor / f"iter_{tracked:07d}"
     try:
         meta = read_json(engine / "engine_meta.json", "engine metadata")
@@ -121,16 +123,14 @@ def _pick_checkpoint(cfg, source: str, log) -> tuple[int, Optional[int]]:
     mt = cfg.megatron_training
     root = Path(source)
     key = "megatron_training.load" if mt.load else "megatron_training.save"
-    tracker = root / TRACKER
     newest: Optional[int] = None
     why = ""
     try:
-        text = tracker.read_text().strip()
-        newest = int(text) if text.isdigit() else None
+        newest = read_tracker(root)
         if newest is None:
-            why = f"{tracker} holds {text!r}, not an iteration number"
-    except OSError as exc:
-        why = f"{tracker} is unreadable ({exc.strerror or exc})"
+            why = f"{tracker_path(root)} is missing"
+    except TrackerError as exc:
+        why = str(exc)
     if newest is not None:
         why = checkpoint_problem(root, newest) or ""
         if not why:

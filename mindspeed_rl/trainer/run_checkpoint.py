@@ -18,12 +18,13 @@ written; stale ``*.tmp`` directories from an interrupted save are removed on the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-TRACKER = "latest_checkpointed_iteration.txt"
+from mindspeed_rl.utils.fs import TRACKER_FILE as TRACKER  # noqa: F401 - re-exported
+from mindspeed_rl.utils.fs import atomic_write_json, read_tracker, replace_dir, tracker_path, write_tracker
+
 SIDE_DIR = "hf_config"
 
 
@@ -32,13 +33,10 @@ def iteration_dir(save_dir: str | Path, iteration: int) -> Path:
 
 
 def latest_iteration(save_dir: str | Path) -> int | None:
-    tracker = Path(save_dir) / TRACKER
-    if not tracker.is_file():
+    it = read_tracker(save_dir)  # a TrackerError (ValueError) names a damaged tracker
+    if it is None:
         return None
-    text = tracker.read_text().strip()
-    if not text.isdigit():
-        raise ValueError(f"{tracker} holds {text!r}, expected an iteration number")
-    it = int(text)
+    tracker = tracker_path(save_dir)
     if not (iteration_dir(save_dir, it) / "run_state.json").is_file():
         raise FileNotFoundError(f"{tracker} names iteration {it} but {iteration_dir(save_dir, it)} is incomplete or missing")
     return it
@@ -63,16 +61,9 @@ def save_checkpoint(save_dir: str | Path, iteration: int, run_state: dict[str, A
         for src in side_dirs:
             if src and Path(src).is_dir():
                 copy_side_files(str(src), str(tmp / SIDE_DIR))
-    with open(tmp / "run_state.json", "w", encoding="utf-8") as f:
-        json.dump({"iteration": iteration, **run_state}, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    tracker_tmp = save_dir / (TRACKER + ".tmp")
-    tracker_tmp.write_text(str(iteration))
-    os.replace(tracker_tmp, save_dir / TRACKER)
+    atomic_write_json(tmp / "run_state.json", {"iteration": iteration, **run_state}, fsync=True, indent=1)
+    replace_dir(tmp, final)
+    write_tracker(save_dir, iteration)
     if keep_last > 0:
         done = sorted(p for p in save_dir.glob("iter_*") if p.is_dir() and not p.name.endswith(".tmp"))
         for old in done[:-keep_last]:

@@ -1,6 +1,7 @@
-"""Small file-system helpers every tool shares: JSON that names its file, clean-up that never
-hides the real error, output directories checked before work starts, and stale temp files of
-killed runs found and removed."""
+"""Small file-system helpers every tool shares: files and directories written atomically (a
+reader sees the old version or the new one, never half of one), the checkpoint tracker file, JSON
+that names its file, clean-up that never hides the real error, output directories checked before
+work starts, and stale temp files of killed runs found and removed."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,12 @@ import os
 import re
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, List, Optional
+from typing import IO, Any, Iterable, Iterator, List, Optional
+
+# Megatron's name for the file that says which iter_NNNNNNN directory is the newest finished one.
+TRACKER_FILE = "latest_checkpointed_iteration.txt"
 
 
 class FileFormatError(ValueError):
@@ -148,3 +153,123 @@ def _size(path: Path) -> int:
             except OSError:
                 pass
     return total
+
+
+# ---------------------------------------------------------------- atomic writes
+def temp_name(path: str | os.PathLike) -> str:
+    """``DIR/.NAME.tmp-<pid>`` beside ``path``: hidden, on the same file system (so the final rename
+    is atomic), and of the form ``stale_temp_entries`` recognises once its writer is gone."""
+    path = os.fspath(path)
+    parent, name = os.path.split(path)
+    return os.path.join(parent, f".{name}.tmp-{os.getpid()}")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temp path to write (by any means: ``torch.save``, ``savefig`` with an explicit
+    format); it replaces ``path`` when the block finishes and is removed when it raises."""
+    tmp = temp_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly([tmp])
+        raise
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", fsync: bool = False,
+                encoding: Optional[str] = "utf-8", newline: Optional[str] = None) -> Iterator[IO]:
+    """``open(path, mode)`` whose file appears only complete. ``fsync``: the bytes are on disk
+    before the rename, so a power cut cannot leave an empty file under the final name."""
+    if "b" in mode:
+        encoding = None
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, encoding=encoding, newline=newline) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, fsync: bool = False) -> None:
+    with atomic_open(path, "w", fsync=fsync) as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
+    with atomic_open(path, "wb", fsync=fsync) as f:
+        f.write(data)
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any, fsync: bool = False, **dump_kwargs) -> None:
+    """``json.dumps(data, **dump_kwargs)`` (indent 2 unless given) and a final newline."""
+    dump_kwargs.setdefault("indent", 2)
+    atomic_write_text(path, json.dumps(data, **dump_kwargs) + "\n", fsync=fsync)
+
+
+def atomic_write_lines(path: str | os.PathLike, rows: Iterable[Any], fsync: bool = False, **dump_kwargs) -> None:
+    """A JSONL file: one ``json.dumps(row, **dump_kwargs)`` a line."""
+    with atomic_open(path, "w", fsync=fsync) as f:
+        for row in rows:
+            f.write(json.dumps(row, **dump_kwargs) + "\n")
+
+
+def replace_dir(tmp: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the finished directory ``tmp`` in the place of ``target``. An existing ``target`` is
+    first renamed aside (``.NAME.old-<pid>``) and removed only after the new one is in place, so
+    at every instant one complete version exists."""
+    tmp, target = os.fspath(tmp), os.fspath(target)
+    old = None
+    if os.path.exists(target):
+        parent, name = os.path.split(target)
+        old = os.path.join(parent, f".{name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+    os.rename(tmp, target)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[str]:
+    """Yield an empty temp directory (``.NAME.tmp-<pid>`` beside ``target``) that becomes
+    ``target`` when the block finishes; when it raises, the temp directory is removed and
+    ``target`` is untouched."""
+    tmp = temp_name(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, target)
+
+
+# ---------------------------------------------------------------- checkpoint tracker
+class TrackerError(ValueError):
+    """The tracker file exists but does not hold an iteration number; the message names it."""
+
+
+def tracker_path(root: str | os.PathLike) -> Path:
+    return Path(root) / TRACKER_FILE
+
+
+def read_tracker(root: str | os.PathLike) -> Optional[int]:
+    """The iteration named by ``root``'s tracker file; None when there is no tracker file."""
+    path = tracker_path(root)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrackerError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})") from None
+    if not text.isdigit():
+        raise TrackerError(f"{path}: expected an iteration number, found {text!r}")
+    return int(text)
+
+
+def write_tracker(root: str | os.PathLike, iteration: int) -> None:
+    """Name ``iteration`` as the newest finished one, atomically (written after the iteration)."""
+    atomic_write_text(tracker_path(root), str(int(iteration)))

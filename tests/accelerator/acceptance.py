@@ -180,7 +180,7 @@ def _child(name, platform, port, queue):
 def run_check(name: str, platform: str, timeout: float = 300.0):
     import torch
 
-    from mindspeed_rl.testing.distributed import free_port
+    from mindspeed_rl.utils.net import free_port
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

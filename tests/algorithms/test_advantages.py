@@ -5,7 +5,7 @@ import torch
 
 from mindspeed_rl.algorithms import ADVANTAGE_ESTIMATORS, compute_advantages, grpo_advantages, rloo_advantages
 
-from algo_reference import ref_group_advantages, ref_rloo_advantages
+from tests.algorithms.algo_reference import ref_group_advantages, ref_rloo_advantages
 
 torch.set_num_threads(1)
 

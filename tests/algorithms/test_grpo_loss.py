@@ -6,7 +6,7 @@ from mindspeed_rl.algorithms import (AGG_MODES, PolicyLossConfig, aggregate_loss
                                      compute_loss_normalizers, pack_metric_sums, reduce_metrics, metric_sums,
                                      unpack_metric_sums, finalize_metric_sums)
 
-from algo_reference import ref_aggregate, ref_grpo_loss, valid_rows
+from tests.algorithms.algo_reference import ref_aggregate, ref_grpo_loss, valid_rows
 
 torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@ import torch
 
 from mindspeed_rl.algorithms import KL_ESTIMATORS, apply_kl_in_reward, kl_penalty, scores_to_token_rewards
 
-from algo_reference import ref_kl
+from tests.algorithms.algo_reference import ref_kl
 
 torch.set_num_threads(1)
 

@@ -3,7 +3,7 @@ import torch
 
 from mindspeed_rl.algorithms import POLICY_LOSSES, PolicyLossConfig, compute_grpo_loss, compute_policy_loss
 
-from algo_reference import ref_token_pg_loss
+from tests.algorithms.algo_reference import ref_token_pg_loss
 
 torch.set_num_threads(1)
 

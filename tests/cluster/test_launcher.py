@@ -4,7 +4,6 @@ config; Ray stopped when training succeeds and when it fails (no process of the 
 left). Each run uses its own Ray temp dir and ports and stops only its own Ray processes."""
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from mindspeed_rl.testing.distributed import free_port  # noqa: E402
+from mindspeed_rl.utils.net import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "examples" / "grpo" / "ray_cluster.sh"
@@ -30,8 +29,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    sys.path.insert(0, str(ROOT / "tests" / "trainer"))
-    from tiny_run import build_assets, tiny_overrides
+    from tests.trainer.tiny_run import build_assets, tiny_overrides
 
     work = build_assets(tmp_path_factory.mktemp("launcher"))
     return work, tiny_overrides(work) + ["megatron_training.train_iters=1", "actor_config.mini_batch_size=4"]

@@ -1,4 +1,4 @@
-"""Issue 2: configs compose through Hydra, and every validation rule names the key before launch."""
+"""Configs compose through Hydra, and every validation rule names the key before launch."""
 import pytest
 
 from mindspeed_rl.config import ConfigError, check_resources, load_config

@@ -1,4 +1,4 @@
-"""Issue 17: the DAPO and countdown configs load and validate with the published settings, and the
+"""The DAPO and countdown configs load and validate with the published settings, and the
 new keys' rules name the key."""
 import pytest
 

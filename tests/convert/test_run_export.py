@@ -1,4 +1,4 @@
-"""Issue 20 finding 1: a GRPO run checkpoint exports to HF (any iteration, the layout it was trained
+"""A GRPO run checkpoint exports to HF (any iteration, the layout it was trained
 with, tokenizer and generation config) and every refusal names the path and the fix."""
 import json
 import os

@@ -1,10 +1,9 @@
-"""Issue 20 finding 1, the round trip: a 3-iteration GRPO run (TP2 actor, Ray, the real engine's
+"""The export round trip: a 3-iteration GRPO run (TP2 actor, Ray, the real engine's
 run checkpoint) -> mcore2hf -> the HF weights equal the actor's, the HF model's greedy output
 equals the actor's rollout at that iteration, and cli/evaluate.py on the HF dir and on the run
 checkpoint give identical results."""
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -87,7 +86,6 @@ def test_run_checkpoint_round_trip(local_ray, tmp_path):
     assert any(len(t) > 3 for t in hf_tokens)
 
     # cli/evaluate.py: the HF dir and the run checkpoint give the same samples and numbers
-    sys.path.insert(0, str(ROOT))
     from cli.evaluate import main
 
     flags = ["--dataset", str(assets / "train.jsonl"), "--max-problems", "6", "--n", "2", "--max-tokens", "24",

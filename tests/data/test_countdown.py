@@ -1,4 +1,4 @@
-"""Issue 17: Countdown problems are solvable (checked by the reward's own evaluator and against a
+"""Countdown problems are solvable (checked by the reward's own evaluator and against a
 brute force), seeded and distinct; the handler and template give Mini-R1's prompts; the
 preprocessor stores the label the countdown reward reads."""
 import itertools

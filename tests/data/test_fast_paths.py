@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FIXTURES
+from tests.paths import FIXTURES
 from mindspeed_rl.data import PromptDataset
 from mindspeed_rl.data.encoding import EncoderSpec, RowEncoder
 from mindspeed_rl.data.indexed import IndexedFileWriter

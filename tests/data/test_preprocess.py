@@ -4,7 +4,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FIXTURES
+from tests.paths import FIXTURES
 from mindspeed_rl.data import PromptDataset, load_template
 from mindspeed_rl.data.preprocess import PreprocessConfig, PreprocessError, preprocess
 from mindspeed_rl.data.readers import InputError

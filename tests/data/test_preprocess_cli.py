@@ -2,7 +2,7 @@ import os
 import subprocess
 import sys
 
-from conftest import FIXTURES, ROOT
+from tests.paths import FIXTURES, ROOT
 
 CLI = str(ROOT / "cli" / "preprocess_data.py")
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from conftest import FIXTURES
+from tests.paths import FIXTURES
 from mindspeed_rl.data.handlers import HandlerError, RowRejected, get_handler, register_handler, FlatHandler
 from mindspeed_rl.data.templates import TemplateError, load_template, load_templates
 

@@ -1,5 +1,6 @@
-"""Shared pieces of the engine tests: a tiny Qwen2 config, a variable-length GRPO batch, the HF
-reference log-probs, and rank functions that build engines from a converted checkpoint."""
+"""Shared pieces of the engine tests: a tiny Qwen2 config, a variable-length GRPO batch, and rank
+functions that build engines from a converted checkpoint (the HF reference log-probs are
+``mindspeed_rl.testing.tiny.hf_log_probs``)."""
 from __future__ import annotations
 
 import torch
@@ -36,24 +37,6 @@ def make_batch(vocab_size: int, n: int = N_SAMPLES, seed: int = 5) -> dict:
     ref = (torch.randn(n, width, generator=g) * 0.05 - 3.0) * response_mask
     return {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask,
             "advantages": adv, "old_log_probs": old, "ref_log_probs": ref}
-
-
-def hf_log_probs(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Independent reference: transformers forward, full log-softmax, gather response tokens."""
-    with torch.no_grad():
-        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-    logp_all = torch.log_softmax(logits, dim=-1)
-    n, r = batch["response_mask"].shape
-    lp = torch.zeros(n, r)
-    ent = torch.zeros(n, r)
-    for i in range(n):
-        p_len = int(batch["attention_mask"][i].sum() - batch["response_mask"][i].sum())
-        for j in range(int(batch["response_mask"][i].sum())):
-            pos = p_len - 1 + j
-            tok = batch["input_ids"][i, pos + 1]
-            lp[i, j] = logp_all[i, pos, tok]
-            ent[i, j] = -(logp_all[i, pos].exp() * logp_all[i, pos]).sum()
-    return lp, ent
 
 
 def engine_config(tp: int, pp: int, **kw):

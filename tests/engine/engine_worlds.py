@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-import engine_ranks as R
+from tests.engine import engine_ranks as R
 
 NOISE_SEED = 17
 

@@ -18,9 +18,10 @@ import torch
 from mindspeed_rl.models.convert import hf_to_mcore
 from mindspeed_rl.models.random_checkpoint import write_random_hf_checkpoint
 from mindspeed_rl.testing import run_distributed
+from mindspeed_rl.testing.tiny import hf_log_probs
 
-import engine_ranks as R
-import engine_worlds as W
+from tests.engine import engine_ranks as R
+from tests.engine import engine_worlds as W
 
 pytest.importorskip("megatron.core")
 transformers = pytest.importorskip("transformers")
@@ -46,7 +47,7 @@ def ckpts(tmp_path_factory):
 @pytest.fixture(scope="module")
 def hf_reference(ckpts):
     batch = R.make_batch(R.model_config()["vocab_size"])
-    lp, ent = R.hf_log_probs(ckpts["model"], batch)
+    lp, ent = hf_log_probs(ckpts["model"], batch)
     return {"log_probs": lp, "entropy": ent, "mask": batch["response_mask"].bool(),
             "state": {k: v.detach().clone() for k, v in ckpts["model"].state_dict().items()}}
 

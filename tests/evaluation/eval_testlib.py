@@ -11,7 +11,7 @@ MATH500_SLICE = FIXTURES / "evaluation" / "math500_slice12.jsonl"
 AIME24_SLICE = FIXTURES / "evaluation" / "aime24_slice4.jsonl"
 GSM8K_SLICE = FIXTURES / "evaluation" / "gsm8k_slice4.jsonl"
 # the scorer spec of a test reward that a random model passes about a third of the time
-LENGTH_MOD3 = "eval_testlib:length_mod3"
+LENGTH_MOD3 = "tests.evaluation.eval_testlib:length_mod3"
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +34,13 @@ def length_mod3(response: str, gold: str, extra=None) -> float:
 
 def save_tiny_qwen2(out_dir: str, seed: int = 0) -> str:
     """A 2-layer Qwen2 with the real tokenizer's vocabulary, saved as a HF directory (fp32)."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer
+
+    from mindspeed_rl.testing import tiny
 
     tok = AutoTokenizer.from_pretrained(str(TOKENIZER_DIR))
-    torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                      tie_word_embeddings=True, initializer_range=0.5, bos_token_id=tok.eos_token_id,
-                      eos_token_id=tok.eos_token_id)
-    model = Qwen2ForCausalLM(cfg).to(torch.float32).eval()
-    model.save_pretrained(out_dir)
-    tok.save_pretrained(out_dir)
-    return out_dir
+    return tiny.save_tiny_qwen2(out_dir, seed, tokenizer=tok, max_position_embeddings=1024,
+                                tie_word_embeddings=True, initializer_range=0.5, **tiny.SMALL)
 
 
 class CountingEngine:

@@ -1,4 +1,4 @@
-"""Multiple-choice letter extraction: what counts as choosing A-D, and the guards (issue 21)."""
+"""Multiple-choice letter extraction: what counts as choosing A-D, and the guards."""
 import pytest
 
 from mindspeed_rl.evaluation.choice import choice_accuracy, extract_choice

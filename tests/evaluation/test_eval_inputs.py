@@ -1,20 +1,18 @@
 """Evaluation inputs without a model: dataset presets and files, vote keys, configs, CLI import weight."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from eval_testlib import AIME24_SLICE, GSM8K_SLICE, MATH500_SLICE  # noqa: E402
+from tests.evaluation.eval_testlib import AIME24_SLICE, GSM8K_SLICE, MATH500_SLICE
 
-from mindspeed_rl.config.errors import ConfigError  # noqa: E402
-from mindspeed_rl.data.readers import InputError  # noqa: E402
-from mindspeed_rl.evaluation import EvalConfig, Judge, answer_key, check_eval_config, load_problems, majority_vote  # noqa: E402
-from mindspeed_rl.evaluation.config import DatasetConfig, ScorerConfig  # noqa: E402
-from mindspeed_rl.evaluation.records import ResumeError, SampleStore  # noqa: E402
+from mindspeed_rl.config.errors import ConfigError
+from mindspeed_rl.data.readers import InputError
+from mindspeed_rl.evaluation import EvalConfig, Judge, answer_key, check_eval_config, load_problems, majority_vote
+from mindspeed_rl.evaluation.config import DatasetConfig, ScorerConfig
+from mindspeed_rl.evaluation.records import ResumeError, SampleStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +119,6 @@ def test_cli_help_and_config_errors_are_light_and_clear():
 
 
 def test_hydra_configs_compose():
-    sys.path.insert(0, str(ROOT))
     from cli.evaluate import load_eval_config
 
     for name in ("default", "math500", "aime24", "gsm8k", "tiny_cpu"):

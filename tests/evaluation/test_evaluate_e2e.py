@@ -6,17 +6,14 @@ runs: same seed, same samples, same numbers.
 import json
 import os
 import shutil
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from eval_testlib import MATH500_SLICE, CountingEngine, save_tiny_qwen2, LENGTH_MOD3, one_thread  # noqa: E402,F401
+from tests.evaluation.eval_testlib import MATH500_SLICE, CountingEngine, save_tiny_qwen2, LENGTH_MOD3, one_thread  # noqa: F401
 
-from mindspeed_rl.evaluation import EvalConfig, ResumeError, Validator, evaluate, load_problems  # noqa: E402
-from mindspeed_rl.evaluation.config import DatasetConfig, EvalSamplingConfig, ScorerConfig  # noqa: E402
-from mindspeed_rl.evaluation.runner import batch_seed  # noqa: E402
-
+from mindspeed_rl.evaluation import EvalConfig, ResumeError, Validator, evaluate, load_problems
+from mindspeed_rl.evaluation.config import DatasetConfig, EvalSamplingConfig, ScorerConfig
+from mindspeed_rl.evaluation.runner import batch_seed
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -69,7 +66,6 @@ CLI_FLAGS = ["--dataset", "math500", "--data-path", str(MATH500_SLICE), "--max-p
 
 
 def test_cli_hf_directory_and_megatron_checkpoint_give_identical_results(model_dirs, tmp_path, capsys):
-    sys.path.insert(0, str(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
     from cli.evaluate import main
 
     assert main(["--model", model_dirs["hf"], "--output-dir", str(tmp_path / "hf"), *CLI_FLAGS]) == 0

@@ -2,13 +2,9 @@
 import collections
 import csv
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-from eval_testlib import FIXTURES  # noqa: E402
+from tests.evaluation.eval_testlib import FIXTURES
 from mindspeed_rl.config.errors import ConfigError
 from mindspeed_rl.data.readers import InputError
 from mindspeed_rl.evaluation.choice_datasets import GPQA_COLUMNS, LETTERS, format_question, shuffle_choices
@@ -104,10 +100,6 @@ def test_jsonl_files_work_too(tmp_path):
 
 
 def test_choice_preset_needs_choice_judging():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from cli.evaluate import load_eval_config
 
     with pytest.raises(ConfigError, match="scorer.answer_format.*--config-name gpqa_diamond"):

@@ -1,21 +1,17 @@
-"""The recipe's table in one command (issue 21): on the tiny CPU model with small fixture files for
+"""The recipe's table in one command: on the tiny CPU model with small fixture files for
 MATH-500, AIME24 and GPQA Diamond, every cell equals the per-benchmark CLI's number; the table
 resumes, skips a benchmark without data, and plots several checkpoints against iteration."""
 import csv
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, os.path.dirname(__file__))
-from eval_testlib import AIME24_SLICE, FIXTURES, MATH500_SLICE, save_tiny_qwen2, LENGTH_MOD3, one_thread  # noqa: E402,F401
+from cli.evaluate import main
+from tests.evaluation.eval_testlib import AIME24_SLICE, FIXTURES, MATH500_SLICE, save_tiny_qwen2, LENGTH_MOD3, one_thread  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-from cli.evaluate import main  # noqa: E402
 
 GPQA = FIXTURES / "evaluation" / "gpqa_synthetic6.csv"
 DATA = [f"math500.dataset.path={MATH500_SLICE}", f"aime24.dataset.path={AIME24_SLICE}",

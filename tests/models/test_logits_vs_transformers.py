@@ -8,7 +8,7 @@ from mindspeed_rl.models.convert import hf_to_mcore
 from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config, write_random_hf_checkpoint
 from mindspeed_rl.testing import run_distributed
 
-import mcore_ranks
+from tests.models import mcore_ranks
 
 pytest.importorskip("megatron.core")
 transformers = pytest.importorskip("transformers")

@@ -1,4 +1,4 @@
-"""Issue 2: the package and every CLI's --help work without megatron-core, Ray, vLLM or torch_npu;
+"""The package and every CLI's --help work without megatron-core, Ray, vLLM or torch_npu;
 a command that needs a missing backend says so in one line."""
 import glob
 import os

@@ -1,4 +1,4 @@
-"""Issue 2 acceptance: megatron-core GPTModel on CPU through the platform layer at TP1, TP2, PP2
+"""Megatron-core GPTModel on CPU through the platform layer at TP1, TP2, PP2
 and TP2 x PP2 gives the same logits, loss and gradient norm as TP1 from the same full weights."""
 import pytest
 import torch

@@ -4,22 +4,7 @@ from pathlib import Path
 
 import pytest
 
-
-def write_rows(path: Path, n: int = 6, bad_line: int | None = None) -> Path:
-    import json
-
-    lines = []
-    for i in range(n):
-        line = json.dumps({"problem": f"What is {i} + {i}?", "answer": str(2 * i)}).encode()
-        if bad_line is not None and i + 1 == bad_line:
-            line = line.replace(b"What", b"Wh\xe9t")  # a Latin-1 byte: not UTF-8
-        lines.append(line)
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return path
-
-
-MODEL = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-             max_position_embeddings=512, tie_word_embeddings=True)
+from tests.reliability.world import MODEL, write_rows
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Issue 20, findings 3 and 7a: loss, optimiser and schedule rules are refused by load_config (before
+"""Loss, optimiser and schedule rules are refused by load_config (before
 Ray, model load or a rollout), naming the key the user wrote; a bare string for a list key is not
 split into characters."""
 import time

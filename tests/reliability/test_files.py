@@ -1,4 +1,4 @@
-"""Issue 20, finding 5 (and 7b): damaged input files, a full disk, killed runs' temp files, unwritable
+"""Damaged input files, a full disk, killed runs' temp files, unwritable
 outputs and malformed JSON are reported naming the file and line, and never leave litter."""
 import json
 import os
@@ -13,15 +13,9 @@ from mindspeed_rl.data import PromptDataset
 from mindspeed_rl.data.preprocess import PreprocessConfig, preprocess
 from mindspeed_rl.data.readers import InputError
 
-from .conftest import write_rows
+from tests.reliability.world import dead_pid, write_rows
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Issue 20, findings 2, 4 and 5 (truncated dataset): the driver refuses a mismatched tokenizer, a
+"""The driver refuses a mismatched tokenizer, a
 damaged dataset and a resume that would not do what the user asked, before Ray or any worker starts
 (under 5 s on the tiny config)."""
 import json
@@ -12,7 +12,7 @@ import torch
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 from mindspeed_rl.config import ConfigError, load_config
 
-from .conftest import MODEL
+from tests.reliability.world import MODEL
 
 
 class WorkersWouldStart(Exception):
@@ -63,7 +63,7 @@ def test_the_tiny_world_passes_every_check(tiny_world, no_workers):
         GRPOTrainer(config(tiny_world))
 
 
-# ---- finding 2: tokenizer, model vocabulary and dataset belong together -----------------------
+# ---- tokenizer, model vocabulary and dataset belong together -----------------------
 def test_big_tokenizer_with_the_tiny_model_is_refused_naming_both(tiny_world, no_workers):
     qwen = str(FIXTURES / "qwen2_tokenizer")  # 151k tokens; the tiny model has ~400
     err, seconds = refused(config(tiny_world, [f"megatron_training.tokenizer_name_or_path={qwen}",
@@ -106,7 +106,7 @@ def test_checkpoint_converted_from_another_vocabulary_is_refused(tiny_world, tmp
     assert err.keys == ["actor_config.load"] and "vocab_size 151936" in str(err)
 
 
-# ---- finding 5: damaged dataset and config files, unwritable outputs ---------------------------
+# ---- damaged dataset and config files, unwritable outputs ---------------------------
 def _copy_dataset(world: Path, dest: Path) -> Path:
     dest.mkdir()
     for p in (world / "data").iterdir():
@@ -149,7 +149,7 @@ def test_unwritable_save_and_log_dirs_are_refused_before_workers(tiny_world, tmp
     assert set(err.keys) == {"megatron_training.save", "megatron_training.log_dir"}
 
 
-# ---- finding 4: resume that says what it does ------------------------------------------------
+# ---- resume that says what it does ------------------------------------------------
 def fake_run_checkpoint(save: Path, iteration: int, cfg, saved_config=True) -> Path:
     """The files a run checkpoint has (run_state.json, actor tracker, engine meta, one real torch
     shard per rank), without training."""
@@ -258,7 +258,7 @@ def test_resume_check_reads_a_real_engine_checkpoint(tiny_world, tmp_path):
     from mindspeed_rl.testing.distributed import run_distributed
     from mindspeed_rl.trainer.resume_check import checkpoint_problem
 
-    from .engine_save_world import save_world
+    from tests.reliability.engine_save_world import save_world
 
     save = tmp_path / "ckpt"
     it = fake_run_checkpoint(save, 5, config(tiny_world, [f"megatron_training.save={save}"]))

@@ -1,4 +1,4 @@
-"""Issue 20, finding 7c: Ray processes a killed driver left behind are found and stopped by the next
+"""Ray processes a killed driver left behind are found and stopped by the next
 run (the marker names the dead driver's session; live runs' clusters are never touched)."""
 import json
 import os
@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 
 from mindspeed_rl.utils import ray_leftovers as rl
+from tests.reliability.world import dead_pid
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _dead_pid() -> int:
-    p = subprocess.Popen(["true"])
-    p.wait()
-    return p.pid
 
 
 def _leftover_tree(session: str) -> subprocess.Popen:
@@ -44,7 +39,7 @@ def test_leftovers_of_a_dead_driver_are_stopped_and_reported(tmp_path):
         (child,) = _children(head.pid)
         markers = tmp_path / "ray"
         markers.mkdir()
-        dead = _dead_pid()
+        dead = dead_pid()
         (markers / f"driver-{dead}.json").write_text(json.dumps({"driver_pid": dead, "session_dir": session,
                                                                   "pids": [head.pid]}))
         live = markers / f"driver-{os.getppid()}.json"  # a running driver's cluster: left alone
@@ -64,7 +59,7 @@ def test_leftovers_of_a_dead_driver_are_stopped_and_reported(tmp_path):
 def test_a_reused_pid_is_not_taken_for_a_ray_process(tmp_path):
     markers = tmp_path / "ray"
     markers.mkdir()
-    dead = _dead_pid()
+    dead = dead_pid()
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (markers / f"driver-{dead}.json").write_text(json.dumps(

@@ -1,4 +1,4 @@
-"""Labelled answer forms the scorer once got wrong, one generator per class (issue 15).
+"""Labelled answer forms the scorer once got wrong, one generator per class.
 
 Every case is (class, response, gold, correct?, how). Gold values are real MATH-500 / GSM8K golds
 (tests/fixtures/rewards/*.jsonl); the forms around them follow the MATH training set's own gold

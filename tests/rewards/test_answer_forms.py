@@ -1,10 +1,10 @@
-"""The answer forms of issue 15, labelled (tests/fixtures/rewards/answer_forms.jsonl): every class
+"""Labelled answer forms the scorer once got wrong (tests/fixtures/rewards/answer_forms.jsonl): every class
 scored right, and not one near miss passed."""
 from collections import Counter
 
 from mindspeed_rl.rewards import get_reward
 
-from .answer_forms import CLASSES, build, load
+from tests.rewards.answer_forms import CLASSES, build, load
 
 
 def test_fixture_is_the_generators_output_and_big_enough():

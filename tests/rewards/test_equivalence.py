@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from conftest import FIXTURES
+from tests.paths import FIXTURES
 from mindspeed_rl.rewards import is_equivalent
 
 DATA = FIXTURES / "rewards"
@@ -17,7 +17,7 @@ def _gsm8k():
     return [json.loads(line) for line in open(DATA / "gsm8k_answers.jsonl")]
 
 
-# The false positives of plain math-verify listed in the issue: must stay wrong.
+# Known false positives of plain math-verify: must stay wrong.
 @pytest.mark.parametrize("pred,gold", [
     (r"\frac{1}{2^{98}}", r"\frac{1}{2^{99}}"),
     (r"2+3=5", r"1+1=2"),

@@ -1,7 +1,7 @@
 """Accuracy on the generated labelled set (real golds, rule-based rewrites and near misses)."""
 from mindspeed_rl.rewards import get_reward
 
-from .labelled import build
+from tests.rewards.labelled import build
 
 
 def test_labelled_set_accuracy_and_false_positives():

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT
+from tests.paths import ROOT
 
 
 def test_rewards_package_imports_no_torch():

@@ -30,7 +30,7 @@ def test_inprocess_weighted_total_and_metrics():
 
 
 def test_user_function_by_registry_in_workers():
-    import tests.rewards.custom_reward  # noqa: F401  registers "length_le_10"
+    from tests.rewards import custom_reward  # noqa: F401  registers "length_le_10"
 
     with RewardScorer(["length_le_10", "tests.rewards.custom_reward:short_answer"], num_workers=1,
                       timeout_s=30) as s:

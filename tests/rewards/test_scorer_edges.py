@@ -1,4 +1,5 @@
-"""Scorer edges found by the reliability review (issue 20, finding 6): one test each."""
+"""Scorer edges: a missing gold, bad worker counts and weights, unwritable outputs and output file
+permissions are refused or handled naming the input; one test each."""
 import json
 import os
 import stat
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from tests.paths import ROOT
 from mindspeed_rl.rewards import RewardScorer, get_reward, parse_weighted_names
 
 

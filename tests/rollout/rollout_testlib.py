@@ -1,21 +1,17 @@
-"""Shared helpers for the rollout tests: tiny Qwen2 models and independent references."""
+"""Shared helpers for the rollout tests: their tiny Qwen2 model and independent references."""
 from __future__ import annotations
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from mindspeed_rl.testing import tiny
 
 VOCAB = 64
 
 
-def tiny_qwen2(seed: int = 0, vocab: int = VOCAB, tie: bool = False) -> Qwen2ForCausalLM:
-    torch.manual_seed(seed)
-    cfg = Qwen2Config(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        # Wide init: spread-out logits, so argmax ties / near-ties do not make tests flaky.
-        initializer_range=0.2, tie_word_embeddings=tie,
-    )
-    return Qwen2ForCausalLM(cfg).eval()
+def tiny_qwen2(seed: int = 0, vocab: int = VOCAB, tie: bool = False):
+    # Wide init: spread-out logits, so argmax ties / near-ties do not make tests flaky.
+    return tiny.tiny_qwen2(seed, vocab_size=vocab, max_position_embeddings=256, initializer_range=0.2,
+                           tie_word_embeddings=tie, bos_token_id=None, eos_token_id=None, **tiny.SMALL)
 
 
 @torch.no_grad()

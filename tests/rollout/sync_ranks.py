@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from mindspeed_rl.testing.tiny import hf_log_probs
 from tests.engine import engine_ranks as R
 
 
@@ -34,7 +35,7 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
     moved = sum(int(not torch.equal(before[n], exported[n])) for n in exported)
 
     # teacher-forced: HF rollout model vs Megatron engine on the same rows
-    hf_lp, _ = R.hf_log_probs(rollout.model, batch)
+    hf_lp, _ = hf_log_probs(rollout.model, batch)
     mg_lp = actor.compute_log_probs(batch)["log_probs"]
 
     # sampled: rollout log-probs vs the engine's recomputation of the same tokens

@@ -1,4 +1,4 @@
-"""Issue 7 acceptance: after an actor update at TP1, TP2, PP2 and TP2 x PP2, the HF rollout engine
+"""After an actor update at TP1, TP2, PP2 and TP2 x PP2, the HF rollout engine
 holds the actor's weights bit for bit, and its log-probs equal the Megatron engine's (fp32, CPU)."""
 import pytest
 import torch

@@ -3,7 +3,7 @@ import torch
 
 from mindspeed_rl.engine.rollout import SamplingParams, build_rollout_engine
 from mindspeed_rl.engine.rollout.hf_engine import HFRolloutEngine
-from rollout_testlib import argmax_decode, reference_allowed, teacher_forced_logits, tiny_qwen2
+from tests.rollout.rollout_testlib import argmax_decode, reference_allowed, teacher_forced_logits, tiny_qwen2
 
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10], [11], [12, 13, 14, 15]]
 

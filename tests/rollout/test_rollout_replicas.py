@@ -7,7 +7,7 @@ import pytest
 from mindspeed_rl.engine.rollout import SamplingParams, build_rollout_engine
 from mindspeed_rl.engine.rollout.parallel_plan import plan_rollout_parallel
 from mindspeed_rl.engine.rollout.replicas import ReplicaSplit, ReplicatedRollout
-from rollout_testlib import argmax_decode, tiny_qwen2
+from tests.rollout.rollout_testlib import argmax_decode, tiny_qwen2
 
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7], [8], [9, 10], [11, 12, 13]]
 

@@ -3,7 +3,7 @@ import torch
 
 from mindspeed_rl.engine.rollout.base import SamplingParams
 from mindspeed_rl.engine.rollout.sampling import allowed_token_mask, sample_next_tokens
-from rollout_testlib import reference_allowed
+from tests.rollout.rollout_testlib import reference_allowed
 
 
 @pytest.mark.parametrize(

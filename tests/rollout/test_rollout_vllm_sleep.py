@@ -5,11 +5,11 @@ the weights) are checked on a recording stand-in."""
 import pytest
 import torch
 
-from fake_vllm import FakeLLM
+from tests.rollout.fake_vllm import FakeLLM
 from mindspeed_rl.engine.rollout import SamplingParams
 from mindspeed_rl.engine.rollout.hf_engine import HFRolloutEngine
 from mindspeed_rl.engine.rollout.vllm_engine import VLLMRolloutEngine
-from rollout_testlib import tiny_qwen2
+from tests.rollout.rollout_testlib import tiny_qwen2
 
 pytest.importorskip("vllm")
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7]]

@@ -1,4 +1,4 @@
-"""Issue 8 acceptance on CPU: the GRPO trainer through Ray, the Megatron engine, the HF rollout
+"""The GRPO trainer end to end on CPU through Ray, the Megatron engine, the HF rollout
 engine and the scorer; TP2 actor with a separate reference; exact resume; a dead worker is a
 clear error, not a hang."""
 import os

@@ -203,7 +203,7 @@ class VLLMRolloutEngine(RolloutEngine):
         **llm_kwargs,
     ) -> None:
         if sleep_level not in (1, 2):
-            raise ValueError(f"generate_config.sleep_level must be 1 or 2, got {sleep_level}")
+            raise ValueError(f"sleep_level must be 1 (offload weights) or 2 (discard them), got {sleep_level}")
         if plan is not None:
             tensor_parallel_size = plan.infer_tp
         self.plan = plan
@@ -218,7 +218,8 @@ class VLLMRolloutEngine(RolloutEngine):
 
             check_vllm_version(self._vllm.__version__, detect_platform_name())
             if model_path is None:
-                raise ValueError("VLLMRolloutEngine needs model_path= (generate_config.model_path)")
+                raise ValueError("VLLMRolloutEngine needs model_path=, the HF model directory (a run takes it from "
+                                 "model.hf_config_dir, else megatron_training.tokenizer_name_or_path)")
             available = platform_has_sleep_mode()
             if enable_sleep_mode is None:
                 enable_sleep_mode = available
