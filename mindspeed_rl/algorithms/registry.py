@@ -51,6 +51,6 @@ class Registry:
         return iter(self.names())
 
 
-ADVANTAGE_ESTIMATORS = Registry("advantage estimator", "rl_config.adv_estimator")
-POLICY_LOSSES = Registry("policy loss", "actor_config.policy_loss")
-KL_ESTIMATORS = Registry("KL estimator", "actor_config.kl_loss_type / rl_config.kl_penalty")
+ADVANTAGE_ESTIMATORS = Registry("advantage estimator", "rl_config.advantage_estimator")
+POLICY_LOSSES = Registry("policy loss", "rl_config.policy_loss")
+KL_ESTIMATORS = Registry("KL estimator", "rl_config.kl_estimator")

@@ -45,7 +45,8 @@ checkpoint has only ``model.embed_tokens.weight``; with PP > 1 the last stage al
 
 Weight sync (``weight_sync.py``)::
 
-    for bucket in iter_hf_weights(model, bridge, padded_vocab, num_layer_list, bucket_bytes=512 << 20):
+    for bucket in iter_hf_weights(model, bridge, padded_vocab, num_layer_list, bucket_bytes=512 << 20,
+                                  tp_group=tp_group, pp_group=pp_group):
         rollout.load_weights(bucket)        # [(hf_name, full tensor)], same on every rank
 
 gathers TP shards (all-gather) and PP stages (broadcast from the owning stage) of a live model,

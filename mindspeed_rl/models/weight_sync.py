@@ -33,20 +33,18 @@ def iter_hf_weights(
     num_layer_list: Optional[Sequence[int]] = None,
     bucket_bytes: int = 512 * 2**20,
     dtype: Optional[torch.dtype] = None,
-    tp_group=None,
-    pp_group=None,
+    *,
+    tp_group,
+    pp_group,
 ) -> Iterator[list[tuple[str, torch.Tensor]]]:
     """Yield buckets (lists) of ``(hf_name, full tensor)``, about ``bucket_bytes`` each.
 
-    ``model`` is this rank's GPTModel chunk (no virtual pipeline). Groups default to
-    megatron-core's parallel_state groups. Tensors are on the parameters' device, in ``dtype``
-    (default: the parameters' dtype).
+    ``model`` is this rank's GPTModel chunk (no virtual pipeline); ``tp_group`` / ``pp_group``
+    are the torch.distributed groups of its tensor- and pipeline-parallel peers (the engine
+    passes its own). Tensors are on the parameters' device, in ``dtype`` (default: the
+    parameters' dtype).
     """
     import torch.distributed as dist
-    from megatron.core import parallel_state as ps
-
-    tp_group = tp_group or ps.get_tensor_model_parallel_group()
-    pp_group = pp_group or ps.get_pipeline_model_parallel_group()
     tp, pp = dist.get_world_size(tp_group), dist.get_world_size(pp_group)
     pp_rank = dist.get_rank(pp_group)
     params = _canonical_params(model)

@@ -9,6 +9,8 @@ import torch.distributed as dist
 
 import engine_ranks as R
 
+from mindspeed_rl.algorithms import grpo_loss, sft_loss
+
 NOISE_SEED = 17
 
 
@@ -26,7 +28,7 @@ def _all_rows(local: torch.Tensor, engine) -> torch.Tensor:
     if engine.dp_size == 1:
         return local
     parts = [torch.empty_like(local) for _ in range(engine.dp_size)]
-    dist.all_gather(parts, local.contiguous(), group=engine.ps.get_data_parallel_group())
+    dist.all_gather(parts, local.contiguous(), group=engine.dp_group)
     full = torch.empty((R.N_SAMPLES, *local.shape[1:]), dtype=local.dtype)
     for r, part in enumerate(parts):
         full[dp_shard_indices(R.N_SAMPLES, engine.dp_size, r, 2)] = part
@@ -39,7 +41,7 @@ def grpo_inputs(ref, batch: dict, num_mini_batches: int = 2) -> tuple[dict, dict
 
     rows = dp_shard_indices(R.N_SAMPLES, ref.dp_size, ref.dp_rank, num_mini_batches)
     local = select_rows(batch, rows)
-    out = ref.compute_log_probs(local, with_entropy=True)
+    out = ref.infer_batch(local, with_entropy=True)
     mask = local["response_mask"]
     local["old_log_probs"] = _noisy(out["log_probs"], mask, rows, NOISE_SEED, 0.3)
     local["ref_log_probs"] = _noisy(out["log_probs"], mask, rows, NOISE_SEED + 1, 0.3)
@@ -71,13 +73,13 @@ def layout_world(rank, world_size, hf_dir, mg_dir, tp, pp, micro_batch_sizes, us
         if isinstance(spec, str):
             budget_ref = MegatronEngine(hf_dir, R.engine_config(tp, pp, forward_only=True, **micro_batching(spec)),
                                         load=mg_dir)
-            lp = budget_ref.compute_log_probs({k: local[k] for k in ("input_ids", "attention_mask", "response_mask")},
+            lp = budget_ref.infer_batch({k: local[k] for k in ("input_ids", "attention_mask", "response_mask")},
                                               with_entropy=True)
             result["budget_log_probs"][spec] = {k: _all_rows(v, budget_ref) for k, v in lp.items()}
         actor = MegatronEngine(hf_dir, R.engine_config(tp, pp, use_distributed_optimizer=use_distributed_optimizer,
                                                         **micro_batching(spec)),
                                load=mg_dir)
-        metrics = actor.update(local, R.loss_config(), num_mini_batches=2)
+        metrics = actor.train_batch(local, grpo_loss(R.loss_config()), num_mini_batches=2)
         result["updates"][spec] = {"metrics": metrics, "weights": R.hf_weights(actor)}
     return result if rank == 0 else None
 
@@ -91,10 +93,10 @@ def on_policy_and_sft_world(rank, world_size, hf_dir, mg_dir):
     local, _ = grpo_inputs(ref, batch, num_mini_batches=1)
     local["old_log_probs"] = local["old_log_probs"] - 0.5 * local["response_mask"]  # far off: must be unused
     actor = MegatronEngine(hf_dir, R.engine_config(1, 1, clip_grad=0.0, micro_batch_size=3), load=mg_dir)
-    grpo = actor.update(local, R.loss_config(), num_mini_batches=1, epochs=1)
+    grpo = actor.train_batch(local, grpo_loss(R.loss_config()), num_mini_batches=1, epochs=1)
     grpo_grad_norm = _grad_norm(actor)
     sft_actor = MegatronEngine(hf_dir, R.engine_config(1, 1, clip_grad=0.0, micro_batch_size=3), load=mg_dir)
-    sft = sft_actor.sft_step(batch)
+    sft = sft_actor.train_batch(batch, sft_loss())
     return {"grpo": grpo, "grpo_grad_norm": grpo_grad_norm, "sft": sft, "sft_grad_norm": _grad_norm(sft_actor),
             "batch": local}
 
@@ -117,23 +119,23 @@ def offload_checkpoint_world(rank, world_size, hf_dir, mg_dir, ckpt_dir):
     loss = R.loss_config()
 
     plain = MegatronEngine(hf_dir, R.engine_config(1, 1, **cfg), load=mg_dir)
-    plain.update(first, loss, num_mini_batches=2)
+    plain.train_batch(first, grpo_loss(loss), num_mini_batches=2)
     plain.save_checkpoint(ckpt_dir)
-    m_plain = plain.update(second, loss, num_mini_batches=2)
+    m_plain = plain.train_batch(second, grpo_loss(loss), num_mini_batches=2)
     w_plain = R.hf_weights(plain)
 
     parked = MegatronEngine(hf_dir, R.engine_config(1, 1, **cfg), load=mg_dir)
-    parked.update(first, loss, num_mini_batches=2)
+    parked.train_batch(first, grpo_loss(loss), num_mini_batches=2)
     moved = parked.offload()
     storage_sizes = [p.untyped_storage().nbytes() for p in parked.model.parameters()]
     parked.onload()
-    m_parked = parked.update(second, loss, num_mini_batches=2)
+    m_parked = parked.train_batch(second, grpo_loss(loss), num_mini_batches=2)
     w_parked = R.hf_weights(parked)
 
     resumed = MegatronEngine(hf_dir, R.engine_config(1, 1, **cfg), load=mg_dir)
     it = resumed.load_checkpoint(ckpt_dir)
     step_after_load = resumed.step
-    m_resumed = resumed.update(second, loss, num_mini_batches=2)
+    m_resumed = resumed.train_batch(second, grpo_loss(loss), num_mini_batches=2)
     w_resumed = R.hf_weights(resumed)
     if rank != 0:
         return None

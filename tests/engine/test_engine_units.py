@@ -1,5 +1,5 @@
 """Single-process pieces of the engine: vocab-parallel log-softmax (values and gradients), the
-batch format helpers, storage parking, and config construction."""
+batch format helpers, storage parking, and the engine layout."""
 import pytest
 import torch
 
@@ -64,16 +64,13 @@ def test_storage_parking_keeps_views_and_bits():
     assert torch.equal(flat[:40], before[0].reshape(-1) + 1.0)
 
 
-def test_engine_config_from_worker_config():
-    from mindspeed_rl.config.schema import RLConfig, WorkerConfig
-    from mindspeed_rl.engine import EngineConfig, policy_loss_config_from_rl
+def test_engine_layout_names_the_output_rank():
+    from mindspeed_rl.engine.layout import EngineLayout
 
-    w = WorkerConfig(tensor_model_parallel_size=2, lr=3e-6, lr_warmup_fraction=0.1, lr_decay_style="cosine",
-                     params_dtype="bf16")
-    cfg = EngineConfig.from_worker_config(w, seed=7, total_steps=50)
-    assert (cfg.tensor_model_parallel_size, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_steps) == (2, 3e-6, 5, 50)
-    assert cfg.torch_dtype == torch.bfloat16 and not cfg.forward_only
-    with pytest.raises(ValueError, match="params_dtype"):
-        EngineConfig(params_dtype="int8")
-    loss = policy_loss_config_from_rl(RLConfig(use_kl_in_reward=True, kl_coef=0.02))
-    assert not loss.use_kl_loss and loss.kl_loss_coef == 0.02
+    grid = [EngineLayout(dp_rank=0, dp_size=1, tp_rank=t, tp_size=2, pp_rank=p, pp_size=2)
+            for p in range(2) for t in range(2)]
+    assert [lay.returns_outputs for lay in grid] == [False, False, True, False]  # TP 0 of the last stage
+    assert [lay.is_first_stage for lay in grid] == [True, True, False, False]
+    assert grid[2].to_dict() == {"dp_rank": 0, "dp_size": 1, "tp_rank": 0, "tp_size": 2, "pp_rank": 1, "pp_size": 2}
+    with pytest.raises(ValueError, match="tp_rank=2"):
+        EngineLayout(dp_rank=0, dp_size=1, tp_rank=2, tp_size=2, pp_rank=0, pp_size=1)

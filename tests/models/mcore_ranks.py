@@ -104,5 +104,6 @@ def synced_weights(rank, world_size, mg_dir, bucket_bytes):
     model = build_model(bridge, tp, pp, meta["padded_vocab_size"], meta["num_layer_list"])
     load_rank_checkpoint(model, mg_dir, ps.get_tensor_model_parallel_rank(), ps.get_pipeline_model_parallel_rank())
     buckets = list(iter_hf_weights(model, bridge, meta["padded_vocab_size"], meta["num_layer_list"],
-                                   bucket_bytes=bucket_bytes))
+                                   bucket_bytes=bucket_bytes, tp_group=ps.get_tensor_model_parallel_group(),
+                                   pp_group=ps.get_pipeline_model_parallel_group()))
     return [[(n, t.clone()) for n, t in b] for b in buckets]

@@ -5,6 +5,8 @@ import torch
 
 from tests.engine import engine_ranks as R
 
+from mindspeed_rl.algorithms import grpo_loss
+
 
 def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
     """One GRPO update on the Megatron actor, sync into a HF rollout engine on every rank, then:
@@ -23,7 +25,7 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
     vocab = R.model_config()["vocab_size"]
     batch = R.make_batch(vocab)
     before = {k: v.clone() for k, v in actor.export_hf_weights()}
-    actor.update(R.dp_rows(batch, actor), R.loss_config(), num_mini_batches=1)
+    actor.train_batch(R.dp_rows(batch, actor), grpo_loss(R.loss_config()), num_mini_batches=1)
     exported = {k: v.clone() for k, v in actor.export_hf_weights()}
 
     hf_config = AutoConfig.from_pretrained(hf_dir)
@@ -35,21 +37,21 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
 
     # teacher-forced: HF rollout model vs Megatron engine on the same rows
     hf_lp, _ = R.hf_log_probs(rollout.model, batch)
-    mg_lp = actor.compute_log_probs(batch)["log_probs"]
+    mg_lp = actor.infer_batch(batch)["log_probs"]
 
     # sampled: rollout log-probs vs the engine's recomputation of the same tokens
     prompts = [batch["input_ids"][i, :3].tolist() for i in range(4)]
     outs = rollout.generate(prompts, SamplingParams(n=2, max_tokens=6, seed=11, temperature=1.0))
     exp = build_experience(prompts, outs, pad_token_id=0)
     sampled = {k: exp.batch[k] for k in ("input_ids", "attention_mask", "response_mask")}
-    recomputed = actor.compute_log_probs(sampled)["log_probs"]
+    recomputed = actor.infer_batch(sampled)["log_probs"]
     mask = exp.batch["response_mask"].bool()
 
     # at temperature 0.7 the rollout reports log softmax(logits / 0.7); so must the engine
     hot = rollout.generate(prompts, SamplingParams(n=2, max_tokens=6, seed=12, temperature=0.7))
     hot_exp = build_experience(prompts, hot, pad_token_id=0)
     actor.config.logit_temperature = 0.7
-    hot_recomputed = actor.compute_log_probs({k: hot_exp.batch[k] for k in sampled})["log_probs"]
+    hot_recomputed = actor.infer_batch({k: hot_exp.batch[k] for k in sampled})["log_probs"]
     hot_mask = hot_exp.batch["response_mask"].bool()
     return {
         "temperature_diff": float((hot_exp.batch["rollout_log_probs"] - hot_recomputed)[hot_mask].abs().max()),
