@@ -86,7 +86,7 @@ def sft_cross_entropy(inputs: LossInputs) -> LossResult:
     return nll / max(inputs.normalizers.num_tokens, 1.0), metrics
 
 
-LOSSES = Registry("training loss", "the worker's loss (build_loss)")
+LOSSES = Registry("training loss", None)  # chosen by the worker: grpo for the actor, sft for warm starts
 
 
 @LOSSES.register("grpo", "ppo")

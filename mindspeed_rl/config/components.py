@@ -35,7 +35,8 @@ ENGINE_DERIVED: Dict[str, tuple] = {
     # log-probs of the distribution the rollout sampled from (greedy rollouts: the plain one)
     "logit_temperature": (("generate_config.sampling_config.temperature",),
                           lambda cfg, worker, role, steps: cfg.generate_config.sampling_config.temperature or 1.0),
-    "num_layer_list": ((), lambda cfg, worker, role, steps: list(worker.num_layer_list) if worker.num_layer_list else None),
+    "num_layer_list": (("num_layer_list",),
+                       lambda cfg, worker, role, steps: list(worker.num_layer_list) if worker.num_layer_list else None),
     # warmup is lr_warmup_fraction of the run's optimizer steps; the decay spans all of them
     "lr_warmup_steps": (("lr_warmup_fraction",),
                         lambda cfg, worker, role, steps: int(round(worker.lr_warmup_fraction * max(steps, 1)))),
@@ -102,8 +103,10 @@ def megatron_engine_config(cfg, role: str, *, total_steps: int = 0):
                                "(config/schema.py), or map it in config/components.py")
     try:
         return MegatronEngineConfig(**kwargs)
-    except ValueError as exc:
-        raise ConfigError([Problem(ROLES[role], "", str(exc), "fix the value named above")]) from None
+    except ValueError as exc:  # the engine's messages start with the field: "params_dtype='int8': ..."
+        field = str(exc).split("=")[0].split(" ")[0]
+        key = f"{ROLES[role]}.{field}" if field in keys else ROLES[role]
+        raise ConfigError([Problem(key, kwargs.get(field, ""), str(exc), "fix the value named above")]) from None
 
 
 def check_components(cfg, out: list) -> None:

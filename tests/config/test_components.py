@@ -92,3 +92,11 @@ def test_unknown_algorithm_name_names_the_key_and_a_fix(key, typo, suggestion):
     err = _problems([f"rl_config.{key}={typo}"])
     assert err.keys == [f"rl_config.{key}"]
     assert f"did you mean {suggestion!r}" in str(err)
+
+
+def test_engine_config_errors_name_the_worker_key(monkeypatch):
+    run = load_config("grpo_tiny_cpu")
+    monkeypatch.setattr(run.actor_config, "micro_batch_size", 0)
+    with pytest.raises(ConfigError) as info:
+        components.megatron_engine_config(run, "actor")
+    assert info.value.keys == ["actor_config.micro_batch_size"]

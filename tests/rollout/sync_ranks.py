@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.engine import engine_ranks as R
+from tests.engine import engine_ranks
 
 from mindspeed_rl.algorithms import grpo_loss
 
@@ -21,11 +21,11 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
 
     current_platform().apply_megatron_adaptor()
     torch.manual_seed(0)
-    actor = MegatronEngine(hf_dir, R.engine_config(tp, pp), load=mg_dir)
-    vocab = R.model_config()["vocab_size"]
-    batch = R.make_batch(vocab)
+    actor = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp), load=mg_dir)
+    vocab = engine_ranks.model_config()["vocab_size"]
+    batch = engine_ranks.make_batch(vocab)
     before = {k: v.clone() for k, v in actor.export_hf_weights()}
-    actor.train_batch(R.dp_rows(batch, actor), grpo_loss(R.loss_config()), num_mini_batches=1)
+    actor.train_batch(engine_ranks.dp_rows(batch, actor), grpo_loss(engine_ranks.loss_config()), num_mini_batches=1)
     exported = {k: v.clone() for k, v in actor.export_hf_weights()}
 
     hf_config = AutoConfig.from_pretrained(hf_dir)
@@ -36,7 +36,7 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
     moved = sum(int(not torch.equal(before[n], exported[n])) for n in exported)
 
     # teacher-forced: HF rollout model vs Megatron engine on the same rows
-    hf_lp, _ = R.hf_log_probs(rollout.model, batch)
+    hf_lp, _ = engine_ranks.hf_log_probs(rollout.model, batch)
     mg_lp = actor.infer_batch(batch)["log_probs"]
 
     # sampled: rollout log-probs vs the engine's recomputation of the same tokens

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.engine import engine_ranks as R
+from tests.engine import engine_ranks
 
 from mindspeed_rl.algorithms import grpo_loss
 
@@ -42,10 +42,10 @@ def updated_actor(hf_dir, mg_dir, tp, pp):
 
     current_platform().apply_megatron_adaptor()
     torch.manual_seed(0)
-    actor = MegatronEngine(hf_dir, R.engine_config(tp, pp), load=mg_dir)
+    actor = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp), load=mg_dir)
     before = {k: v.clone() for k, v in actor.export_hf_weights()}
-    batch = R.make_batch(model_config()["vocab_size"])
-    actor.train_batch(R.dp_rows(batch, actor), grpo_loss(R.loss_config()), num_mini_batches=1)
+    batch = engine_ranks.make_batch(model_config()["vocab_size"])
+    actor.train_batch(engine_ranks.dp_rows(batch, actor), grpo_loss(engine_ranks.loss_config()), num_mini_batches=1)
     exported = {k: v.clone() for k, v in actor.export_hf_weights()}
     moved = sum(int(not torch.equal(before[n], exported[n])) for n in exported)
     return actor, exported, moved
