@@ -30,6 +30,8 @@ import time
 
 import torch
 
+from mindspeed_rl.algorithms import grpo_loss
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -142,7 +144,7 @@ def main() -> None:
 
     from mindspeed_rl.algorithms import PolicyLossConfig
     from mindspeed_rl.engine import MegatronEngine
-    from mindspeed_rl.engine.config import EngineConfig
+    from mindspeed_rl.engine.config import MegatronEngineConfig
     from mindspeed_rl.models.convert import hf_to_mcore
     from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config, write_random_hf_checkpoint
     from mindspeed_rl.utils.net import free_port
@@ -157,6 +159,7 @@ def main() -> None:
              else mixed_batch(cfg["vocab_size"]))
     tokens = int(batch["attention_mask"].sum())
     loss_cfg = PolicyLossConfig(kl_loss_coef=0.01, entropy_coeff=0.001)
+    loss = grpo_loss(loss_cfg)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     dist.init_process_group("gloo", rank=0, world_size=1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,8 +168,9 @@ def main() -> None:
         hf_to_mcore(hf_dir, mg_dir, quiet=True)
 
         def engine(**kw):
-            return MegatronEngine(hf_dir, EngineConfig(micro_batch_size=args.micro_batch_size, params_dtype="fp32",
-                                                       lr=1e-5, clip_grad=1.0, **kw), load=mg_dir)
+            engine_cfg = MegatronEngineConfig(micro_batch_size=args.micro_batch_size, params_dtype="fp32", lr=1e-5,
+                                              clip_grad=1.0, **kw)
+            return MegatronEngine(hf_dir, engine_cfg, load=mg_dir)
 
         print(f"model: hidden={args.hidden} layers={args.layers} vocab={args.vocab}; {args.workload} workload: "
               f"{batch['input_ids'].shape[0]} rows, {tokens} real tokens; {args.threads} threads; "
@@ -177,7 +181,7 @@ def main() -> None:
             eng = engine()
             times = interleave({
                 "transformers + AdamW": lambda: hf_update(model, opt, batch, loss_cfg, args.micro_batch_size, 1.0),
-                f"MegatronEngine (micro-batch {args.micro_batch_size})": lambda: eng.update(batch, loss_cfg),
+                f"MegatronEngine (micro-batch {args.micro_batch_size})": lambda: eng.train_batch(batch, loss),
             }, args.repeats)
         else:
             fixed = engine()
@@ -186,8 +190,8 @@ def main() -> None:
                   f"{padded_fraction(fixed, batch):.1%}, token budget {args.max_tokens_per_micro_batch} "
                   f"{padded_fraction(budget, batch):.1%}")
             times = interleave({
-                f"engine, fixed micro-batch {args.micro_batch_size}": lambda: fixed.update(batch, loss_cfg),
-                f"engine, token budget {args.max_tokens_per_micro_batch}": lambda: budget.update(batch, loss_cfg),
+                f"engine, fixed micro-batch {args.micro_batch_size}": lambda: fixed.train_batch(batch, loss),
+                f"engine, token budget {args.max_tokens_per_micro_batch}": lambda: budget.train_batch(batch, loss),
             }, args.repeats)
     report(times, tokens)
     (a, ta), (b, tb) = times.items()

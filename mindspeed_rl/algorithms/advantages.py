@@ -107,7 +107,7 @@ def rloo_advantages(rewards: torch.Tensor, response_mask: torch.Tensor, group_in
 
 def compute_advantages(name: str, rewards: torch.Tensor, response_mask: torch.Tensor, group_index: GroupIndex,
                        *, epsilon: float = 1e-6) -> torch.Tensor:
-    """Run the registered estimator ``name`` (config ``rl_config.adv_estimator``).
+    """Run the registered estimator ``name`` (config ``rl_config.advantage_estimator``).
 
     Every registered estimator has the signature ``fn(rewards, response_mask, group_index, *, epsilon)``;
     ``rewards`` is ``[batch]`` (sequence scores) or ``[batch, response_len]`` (token-level rewards,

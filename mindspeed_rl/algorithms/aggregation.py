@@ -35,7 +35,7 @@ AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mea
 
 def check_agg_mode(mode: str) -> None:
     if mode not in AGG_MODES:
-        raise ValueError(f"unknown loss_agg_mode {mode!r} (config key `actor_config.loss_agg_mode`); "
+        raise ValueError(f"unknown loss_agg_mode {mode!r} (config key `rl_config.loss_agg_mode`); "
                          f"choose one of: {', '.join(AGG_MODES)}")
 
 
@@ -88,7 +88,7 @@ def compute_loss_normalizers(response_masks: Union[torch.Tensor, Sequence[torch.
         num_seqs += float(m.any(dim=-1).sum().item())
         width = max(width, mask.shape[-1])
     if norm_length is not None and norm_length <= 0:
-        raise ValueError(f"norm_length (actor_config.loss_norm_length) must be > 0, got {norm_length}")
+        raise ValueError(f"norm_length (seq-mean-token-sum-norm's L) must be > 0, got {norm_length}")
     return LossNormalizers(num_tokens, num_seqs, float(norm_length if norm_length is not None else max(width, 1)))
 
 

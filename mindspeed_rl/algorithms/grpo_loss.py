@@ -88,7 +88,7 @@ def compute_grpo_loss(
 
     if config.use_kl_loss:
         if ref_log_prob is None:
-            raise ValueError("actor_config.use_kl_loss is true but no ref_log_prob was given; "
+            raise ValueError("use_kl_loss is true (rl_config.use_kl_in_reward=false) but no ref_log_prob was given; "
                              "compute reference log-probs or set use_kl_loss=false")
         kl = kl_penalty(log_prob, ref_log_prob, config.kl_loss_type)
         loss = loss + config.kl_loss_coef * agg(kl, "kl_loss")
@@ -98,7 +98,7 @@ def compute_grpo_loss(
         if config.entropy_coeff != 0:
             loss = loss - config.entropy_coeff * entropy_share
     elif config.entropy_coeff != 0:
-        raise ValueError(f"actor_config.entropy_coeff={config.entropy_coeff} needs per-token entropy; "
+        raise ValueError(f"entropy_coeff={config.entropy_coeff} (rl_config.entropy_coeff) needs per-token entropy; "
                          "pass entropy= (entropy_from_logits) or set entropy_coeff=0")
 
     return loss * loss_scale, metrics

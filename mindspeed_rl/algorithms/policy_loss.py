@@ -82,5 +82,5 @@ def gspo_policy_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advanta
 
 def compute_policy_loss(name: str, log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor,
                         response_mask: torch.Tensor, config) -> PolicyLossOutput:
-    """Run the registered policy loss ``name`` (config ``actor_config.policy_loss``)."""
+    """Run the registered policy loss ``name`` (config ``rl_config.policy_loss``)."""
     return POLICY_LOSSES.get(name)(log_prob, old_log_prob, advantages, response_mask, config)

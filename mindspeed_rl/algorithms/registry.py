@@ -13,9 +13,9 @@ class Registry:
     that selects from this registry, so a typo in a config is fixed in one step.
     """
 
-    def __init__(self, kind: str, config_key: str):
+    def __init__(self, kind: str, config_key: str | None):
         self.kind = kind
-        self.config_key = config_key
+        self.config_key = config_key  # None: chosen in code, not by a run key
         self._table: Dict[str, Callable] = {}
 
     def register(self, *names: str) -> Callable[[F], F]:
@@ -36,9 +36,9 @@ class Registry:
         try:
             return self._table[name]
         except KeyError:
+            where = f" (config key `{self.config_key}`)" if self.config_key else ""
             raise KeyError(
-                f"unknown {self.kind} {name!r} (config key `{self.config_key}`); "
-                f"choose one of: {', '.join(sorted(self._table))}"
+                f"unknown {self.kind} {name!r}{where}; choose one of: {', '.join(sorted(self._table))}"
             ) from None
 
     def names(self) -> list[str]:
@@ -51,6 +51,6 @@ class Registry:
         return iter(self.names())
 
 
-ADVANTAGE_ESTIMATORS = Registry("advantage estimator", "rl_config.adv_estimator")
-POLICY_LOSSES = Registry("policy loss", "actor_config.policy_loss")
-KL_ESTIMATORS = Registry("KL estimator", "actor_config.kl_loss_type / rl_config.kl_penalty")
+ADVANTAGE_ESTIMATORS = Registry("advantage estimator", "rl_config.advantage_estimator")
+POLICY_LOSSES = Registry("policy loss", "rl_config.policy_loss")
+KL_ESTIMATORS = Registry("KL estimator", "rl_config.kl_estimator")

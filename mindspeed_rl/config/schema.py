@@ -105,14 +105,20 @@ class RLConfig:
     """GRPO algorithm and placement (MindSpeed-RL's ``rl_config``)."""
 
     n_samples_per_prompt: int = option(8, "Responses sampled per prompt (GRPO group size, >= 2)")
-    advantage_estimator: Literal["grpo", "dr_grpo"] = option("grpo", "grpo: (r - mean) / (std + eps); dr_grpo: r - mean")
+    advantage_estimator: str = option(
+        "grpo", "Advantage estimator by name (algorithms ADVANTAGE_ESTIMATORS): grpo (r - mean) / (std + eps), "
+        "dr_grpo r - mean, rloo leave-one-out, or one you register")
+    policy_loss: str = option(
+        "vanilla", "Policy loss by name (algorithms POLICY_LOSSES): vanilla|clip (PPO/GRPO clip, clip-higher, "
+        "dual clip), gspo (sequence-level ratio), or one you register")
     norm_adv_eps: float = option(1e-6, "Epsilon added to the group std")
     clip_ratio: float = option(0.2, "PPO clip range (symmetric, used when low/high unset)")
     clip_ratio_low: Optional[float] = option(None, "Lower clip range (DAPO clip-higher); default clip_ratio")
     clip_ratio_high: Optional[float] = option(None, "Upper clip range (DAPO clip-higher); default clip_ratio")
     clip_ratio_c: Optional[float] = option(None, "Dual-clip bound for negative advantages (e.g. 3.0); empty: off")
     kl_coef: float = option(0.001, "KL penalty coefficient")
-    kl_estimator: Literal["k1", "k2", "k3", "low_var_kl", "mse", "abs"] = option("low_var_kl", "KL estimator")
+    kl_estimator: str = option(
+        "low_var_kl", "KL estimator by name (algorithms KL_ESTIMATORS): k1|kl, abs, k2|mse, k3|low_var_kl")
     use_kl_in_reward: bool = option(False, "Put the KL penalty in the reward instead of the loss")
     entropy_coeff: float = option(0.0, "Entropy bonus coefficient")
     loss_agg_mode: Literal[

@@ -169,6 +169,11 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
     _check_validation(rl, out)
     check_training_rules(cfg, out)
     _check_dapo(rl, s, out)
+    _check_algorithm_names(rl, out)
+    if not out:  # the components' own rules, on a config that passed the run's
+        from mindspeed_rl.config.components import check_components
+
+        check_components(cfg, out)
     if out:
         raise ConfigError(out)
     return cfg
@@ -196,6 +201,22 @@ def _check_dapo(rl, sampling, out: list[Problem]) -> None:
         if rl.overlong_penalty_factor < 0:
             out.append(Problem("rl_config.overlong_penalty_factor", rl.overlong_penalty_factor,
                                "must be >= 0 (it is subtracted)", "use 1.0 as DAPO does"))
+
+
+def _check_algorithm_names(rl, out: list[Problem]) -> None:
+    """Every algorithm the run selects by name must be registered (a user's too, once imported)."""
+    import difflib
+
+    from mindspeed_rl.algorithms import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, POLICY_LOSSES
+
+    for registry, key in ((ADVANTAGE_ESTIMATORS, "advantage_estimator"), (POLICY_LOSSES, "policy_loss"),
+                          (KL_ESTIMATORS, "kl_estimator")):
+        name = getattr(rl, key)
+        if name not in registry:
+            close = difflib.get_close_matches(str(name), registry.names(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            out.append(Problem(f"rl_config.{key}", name, f"no {registry.kind} is registered under this name",
+                               f"{hint}use one of {registry.names()}, or register yours in mindspeed_rl.algorithms"))
 
 
 def _check_reward_names(names: list, out: list[Problem]) -> None:

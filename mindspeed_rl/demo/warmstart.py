@@ -7,6 +7,7 @@ import random
 
 import torch
 
+from mindspeed_rl.algorithms import sft_loss
 from mindspeed_rl.demo.assets import reference_response
 
 
@@ -46,7 +47,7 @@ def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[
     """SFT ``steps`` steps from ``mcore_dir`` (a converted checkpoint), save the result as a HF model."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from mindspeed_rl.engine import EngineConfig, MegatronEngine
+    from mindspeed_rl.engine import MegatronEngine, MegatronEngineConfig
     from mindspeed_rl.platform import current_platform
     from mindspeed_rl.utils.net import free_port
 
@@ -57,15 +58,15 @@ def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[
     platform.apply_megatron_adaptor()
     tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
     hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
-    cfg = EngineConfig(params_dtype="fp32", micro_batch_size=batch_size, lr=lr, lr_decay_style="constant",
-                       lr_decay_steps=steps, clip_grad=1.0, seed=seed, use_distributed_optimizer=False)
+    cfg = MegatronEngineConfig(params_dtype="fp32", micro_batch_size=batch_size, lr=lr, lr_decay_style="constant",
+                               lr_decay_steps=steps, clip_grad=1.0, seed=seed, use_distributed_optimizer=False)
     engine = MegatronEngine(hf_config, cfg, load=mcore_dir)
     losses = []
     from mindspeed_rl.demo.assets import REFERENCE_RESPONSES
 
     batches = sft_batches(prompts, rows, tokenizer, batch_size, seed, REFERENCE_RESPONSES[task])
     for step in range(steps):
-        out = engine.sft_step(next(batches))
+        out = engine.train_batch(next(batches), sft_loss())
         losses.append(float(out["sft_loss"]))
         if step % 20 == 0 or step == steps - 1:
             print(f"  sft step {step + 1}/{steps}  loss {out['sft_loss']:.4f}", flush=True)

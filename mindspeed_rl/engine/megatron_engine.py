@@ -1,7 +1,9 @@
 """MegatronEngine: one rank of a Megatron (megatron-core) actor or reference model.
 
-See ``mindspeed_rl.engine`` for the API contract. Loss math lives in ``mindspeed_rl.algorithms``,
-parameter names and layouts in ``mindspeed_rl.models``, devices in ``mindspeed_rl.platform``.
+See ``mindspeed_rl.engine`` for the API contract. The engine takes its loss as a function
+(``algorithms.losses.Loss``) and owns only what is the same for every loss: mini/micro-batching,
+the global normalisers, the gradient-averaging factors and the exact metric reduction. Parameter
+names and layouts live in ``mindspeed_rl.models``, devices in ``mindspeed_rl.platform``.
 """
 from __future__ import annotations
 
@@ -11,14 +13,14 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import torch
 import torch.distributed as dist
 
-from mindspeed_rl.engine import batch as B
-from mindspeed_rl.engine.config import EngineConfig
+from mindspeed_rl.engine import batch as engine_batch
+from mindspeed_rl.engine.config import MegatronEngineConfig
+from mindspeed_rl.engine.layout import EngineLayout
 from mindspeed_rl.engine.offload import StorageParking, optimizer_state_tensors
 from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_probs
 from mindspeed_rl.engine.wrappers import unwrap  # noqa: F401 - re-exported
 from mindspeed_rl.utils.imports import require
 
-LOSS_METRICS = ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "kl_loss", "entropy")
 OFFLOAD_KINDS = ("params", "grads", "optimizer")
 
 
@@ -34,12 +36,13 @@ class MegatronEngine:
 
     Args:
         hf_config: transformers config, dict, or HF model directory (selects the ``models`` bridge).
-        config: ``EngineConfig`` (``EngineConfig.from_worker_config(actor_config, ...)``).
+        config: ``MegatronEngineConfig`` (from the run config:
+            ``mindspeed_rl.config.components.megatron_engine_config(run, "actor")``).
         load: converted Megatron checkpoint (``tools/convert`` output) at this engine's TP/PP;
             None keeps Megatron's random initialisation (seeded by ``config.seed``).
     """
 
-    def __init__(self, hf_config: Any, config: EngineConfig, load: Optional[str] = None):
+    def __init__(self, hf_config: Any, config: MegatronEngineConfig, load: Optional[str] = None):
         from mindspeed_rl.models import get_bridge
         from mindspeed_rl.platform import current_platform
 
@@ -87,13 +90,26 @@ class MegatronEngine:
             ps.initialize_model_parallel(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)
         self.platform.manual_seed(self.config.seed)
         model_parallel_cuda_manual_seed(self.config.seed)
-        self.ps = ps
-        self.tp_size, self.pp_size = tp, pp
-        self.tp_rank = ps.get_tensor_model_parallel_rank()
-        self.pp_rank = ps.get_pipeline_model_parallel_rank()
-        self.dp_size = ps.get_data_parallel_world_size()
-        self.dp_rank = ps.get_data_parallel_rank()
-        self.is_last_stage = ps.is_pipeline_last_stage()
+        self._ps = ps  # Megatron's parallel state stays inside the engine: others read self.layout
+        self.layout = EngineLayout(
+            dp_rank=ps.get_data_parallel_rank(), dp_size=ps.get_data_parallel_world_size(),
+            tp_rank=ps.get_tensor_model_parallel_rank(), tp_size=tp,
+            pp_rank=ps.get_pipeline_model_parallel_rank(), pp_size=pp,
+        )
+
+    # The layout's coordinates, for the engine's own modules (checkpoint, weight export).
+    tp_size = property(lambda self: self.layout.tp_size)
+    pp_size = property(lambda self: self.layout.pp_size)
+    dp_size = property(lambda self: self.layout.dp_size)
+    tp_rank = property(lambda self: self.layout.tp_rank)
+    pp_rank = property(lambda self: self.layout.pp_rank)
+    dp_rank = property(lambda self: self.layout.dp_rank)
+    is_last_stage = property(lambda self: self.layout.is_last_stage)
+
+    @property
+    def dp_group(self):
+        """The torch.distributed group of this rank's data-parallel peers (same TP/PP coordinates)."""
+        return self._ps.get_data_parallel_group()
 
     def _check_checkpoint_layout(self, load: str) -> int:
         from mindspeed_rl.models.mcore_checkpoint import read_meta
@@ -128,7 +144,7 @@ class MegatronEngine:
             tcfg,
             self.bridge.layer_spec(use_te=use_te),
             **self.bridge.gpt_model_kwargs(self.tp_size, padded_vocab=self.padded_vocab),
-            pre_process=self.ps.is_pipeline_first_stage(),
+            pre_process=self.layout.is_first_stage,
             post_process=self.is_last_stage,
         )
         model.to(self.device)
@@ -167,10 +183,10 @@ class MegatronEngine:
         self.transformer_config.grad_scale_func = self.optimizer.scale_loss
 
     # ------------------------------------------------------------------ forward
-    def _token_log_probs(self, logits: torch.Tensor, mb: B.Batch, with_entropy: bool, temperature: bool = True):
+    def _token_log_probs(self, logits: torch.Tensor, mb: engine_batch.Batch, with_entropy: bool, temperature: bool = True):
         """[b, R] log-probs (and entropy) of the response tokens from [b, s, vocab/tp] logits,
         under ``softmax(logits / config.logit_temperature)`` unless ``temperature`` is False (SFT)."""
-        pos = B.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
+        pos = engine_batch.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
         labels = mb["input_ids"].to(logits.device).gather(1, pos + 1)
         picked = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         if temperature and self.config.logit_temperature != 1.0:
@@ -178,24 +194,24 @@ class MegatronEngine:
         vocab_local = logits.shape[-1]
         return vocab_parallel_log_probs(
             picked, labels, vocab_start=self.tp_rank * vocab_local, true_vocab=self.bridge.vocab_size,
-            group=self.ps.get_tensor_model_parallel_group() if self.tp_size > 1 else None,
+            group=self._ps.get_tensor_model_parallel_group() if self.tp_size > 1 else None,
             with_entropy=with_entropy,
         )
 
-    def _micro_batches(self, batch: B.Batch, max_tokens: int,
-                       micro_batch_size: Optional[int]) -> Tuple[List[B.Batch], List[torch.Tensor]]:
+    def _micro_batches(self, batch: engine_batch.Batch, max_tokens: int,
+                       micro_batch_size: Optional[int]) -> Tuple[List[engine_batch.Batch], List[torch.Tensor]]:
         """Micro-batches of ``batch`` and the batch rows each holds: by token budget when
         ``max_tokens`` > 0, else ``micro_batch_size`` rows padded to the call's longest row."""
         seq_multiple = self._seq_multiple()
         if max_tokens > 0:
-            return B.split_by_token_budget(batch, max_tokens, seq_multiple)
+            return engine_batch.split_by_token_budget(batch, max_tokens, seq_multiple)
         n = batch["input_ids"].shape[0]
         mbs = micro_batch_size or self.config.micro_batch_size
-        micro = B.split_micro_batches(B.trim_to_longest(batch, seq_multiple), mbs)
+        micro = engine_batch.split_micro_batches(engine_batch.trim_to_longest(batch, seq_multiple), mbs)
         index = [torch.arange(i * mbs, min((i + 1) * mbs, n)) for i in range(len(micro))]
         return micro, index
 
-    def _run_schedule(self, micro: List[B.Batch], loss_fn, forward_only: bool) -> None:
+    def _run_schedule(self, micro: List[engine_batch.Batch], loss_fn, forward_only: bool) -> None:
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
         device = self.device
@@ -218,31 +234,31 @@ class MegatronEngine:
         if t is None:
             t = torch.empty(shape, dtype=torch.float32, device=self.device)
         t = t.contiguous()
-        dist.broadcast(t, src=self.ps.get_pipeline_model_parallel_last_rank(),
-                       group=self.ps.get_pipeline_model_parallel_group())
+        dist.broadcast(t, src=self._ps.get_pipeline_model_parallel_last_rank(),
+                       group=self._ps.get_pipeline_model_parallel_group())
         return t
 
     @torch.no_grad()
-    def compute_log_probs(self, batch: B.Batch, with_entropy: bool = False,
-                          micro_batch_size: Optional[int] = None) -> Dict[str, torch.Tensor]:
+    def infer_batch(self, batch: engine_batch.Batch, with_entropy: bool = False,
+                    micro_batch_size: Optional[int] = None) -> Dict[str, torch.Tensor]:
         """Forward-only ``{'log_probs': [B, R]}`` (+ ``'entropy'``), float32, 0 on masked positions.
 
         Every rank of the model-parallel group gets the result (it is computed on the last pipeline
         stage, identical on its TP ranks, and broadcast over the PP group); each DP rank returns
         its own rows. All ranks of a model-parallel group must pass the same batch.
         """
-        B.check_batch(batch)
+        engine_batch.check_batch(batch)
         n, r = batch["response_mask"].shape
         micro, index = self._micro_batches(batch, self.config.log_prob_max_tokens_per_micro_batch, micro_batch_size)
         outputs: List[Tuple[torch.Tensor, Optional[torch.Tensor]]] = []
 
-        def loss_fn(mb, logits):
+        def collect(mb, logits):
             lp, ent = self._token_log_probs(logits, mb, with_entropy)
             outputs.append((lp, ent))
             return logits.new_zeros(()), {}
 
         self.model.eval()
-        self._run_schedule(micro, loss_fn, forward_only=True)
+        self._run_schedule(micro, collect, forward_only=True)
         mask = batch["response_mask"].to(self.device).bool()
         result = {}
         keys = ["log_probs"] + (["entropy"] if with_entropy else [])
@@ -267,7 +283,7 @@ class MegatronEngine:
 
     def _dp_all_reduce(self, t: torch.Tensor, op=dist.ReduceOp.SUM) -> torch.Tensor:
         if self.dp_size > 1:
-            dist.all_reduce(t, op=op, group=self.ps.get_data_parallel_group())
+            dist.all_reduce(t, op=op, group=self.dp_group)
         return t
 
     def _global_normalizers(self, response_mask: torch.Tensor, norm_length: Optional[int]):
@@ -281,7 +297,7 @@ class MegatronEngine:
             norm_length = max(float(width.item()), 1.0)
         return LossNormalizers.from_tensor(counts.cpu(), norm_length)
 
-    def _optimizer_step(self, micro: List[B.Batch], loss_fn) -> Tuple[float, float]:
+    def _optimizer_step(self, micro: List[engine_batch.Batch], loss_fn) -> Tuple[float, float]:
         """Forward/backward over ``micro`` then one optimizer step; returns (grad_norm, lr used)."""
         self.onload()  # state parked for the rollout (or weight sync) comes back before training
         self.model.train()
@@ -295,89 +311,65 @@ class MegatronEngine:
             self.step += 1
         return float(grad_norm if grad_norm is not None else float("nan")), lr
 
-    def update(self, batch: B.Batch, loss_config, *, num_mini_batches: int = 1, epochs: int = 1,
-               shuffle: bool = False, micro_batch_size: Optional[int] = None) -> Dict[str, float]:
-        """The GRPO actor update on this DP rank's rows; returns metrics reduced over all DP ranks.
+    def train_batch(self, batch: engine_batch.Batch, loss, *, num_mini_batches: int = 1, epochs: int = 1,
+                    shuffle: bool = False, micro_batch_size: Optional[int] = None) -> Dict[str, float]:
+        """Minimise ``loss`` (an ``algorithms.losses.Loss``) on this DP rank's rows; returns its
+        metrics reduced exactly over all micro-batches and DP ranks, the same on every rank.
 
         The local rows are cut into ``num_mini_batches`` consecutive chunks (the same count on every
         DP rank; global mini-batch k = chunk k of every rank, see ``batch.dp_shard_indices``), one
         optimizer step each, repeated ``epochs`` times (``shuffle``: a seeded permutation per epoch).
-        With one mini-batch and one epoch the data is exactly on-policy: ``old_log_probs`` is
-        ignored and the current log-probs (detached) are used, so the ratio is exactly 1.
+        Per mini-batch the engine counts the global normalisers once (all-reduced over DP) and
+        scales each micro-batch's loss by ``num_microbatches x dp_size``, undoing the schedule's and
+        DDP's averaging, so the step does not depend on micro-batch size, their number or DP size.
+        ``inputs.on_policy`` tells the loss that one mini-batch and one epoch use fresh data.
+        Besides the loss's metrics: grad_norm (mean over steps), lr (of the last step),
+        num_optimizer_steps.
         """
-        self._require_optimizer("update")
-        B.check_batch(batch, B.REQUIRED_KEYS + ("advantages",))
-        if loss_config.use_kl_loss and batch.get("ref_log_probs") is None:
-            raise KeyError("loss config has use_kl_loss=true but the batch has no 'ref_log_probs'")
+        self._require_optimizer("train_batch")
+        engine_batch.check_batch(batch, engine_batch.REQUIRED_KEYS + tuple(loss.required_keys))
+        missing = [k for k in loss.required_keys if batch.get(k) is None]
+        if missing:
+            raise KeyError(f"the loss needs batch keys {missing}, which are None in this batch")
         if num_mini_batches < 1 or epochs < 1:
             raise ValueError(f"num_mini_batches={num_mini_batches} and epochs={epochs} must be >= 1")
         on_policy = num_mini_batches == 1 and epochs == 1
         n = batch["input_ids"].shape[0]
-        with_entropy = self.config.compute_entropy or loss_config.entropy_coeff != 0
         records, steps = [], []
         for epoch in range(epochs):
             gen = torch.Generator().manual_seed(self.config.seed * 1000003 + self.step * 101 + epoch) if shuffle else None
-            for idx in B.mini_batch_indices(n, num_mini_batches, gen):
-                mini = B.select_rows(batch, idx)
-                norm = self._global_normalizers(mini["response_mask"], loss_config.loss_norm_length)
+            for idx in engine_batch.mini_batch_indices(n, num_mini_batches, gen):
+                mini = engine_batch.select_rows(batch, idx)
+                norm = self._global_normalizers(mini["response_mask"], loss.norm_length)
                 micro, _ = self._micro_batches(mini, self.config.max_tokens_per_micro_batch, micro_batch_size)
                 scale = float(len(micro) * self.dp_size)  # undo the schedule's 1/M and DDP's 1/dp
-                loss_fn = functools.partial(self._grpo_loss, loss_config, norm, scale, on_policy, with_entropy,
-                                            records)
-                grad_norm, lr = self._optimizer_step(micro, loss_fn)
+                step_fn = functools.partial(self._micro_batch_loss, loss, norm, scale, on_policy, records)
+                grad_norm, lr = self._optimizer_step(micro, step_fn)
                 steps.append({"grad_norm": grad_norm, "lr": lr})
-        metrics = self._reduce_records(records, LOSS_METRICS)
+        metrics = self._reduce_records(records, loss.metrics)
         metrics["grad_norm"] = sum(s["grad_norm"] for s in steps) / len(steps)
         metrics["lr"] = steps[-1]["lr"]
         metrics["num_optimizer_steps"] = float(len(steps))
         return metrics
 
-    def _grpo_loss(self, loss_config, norm, scale, on_policy, with_entropy, records, mb, logits):
-        from mindspeed_rl.algorithms import compute_grpo_loss
+    def _micro_batch_loss(self, loss, norm, scale, on_policy, records, mb, logits):
+        """The schedule's loss hook: log-probs from this stage's logits, the loss, its scaling."""
+        from mindspeed_rl.algorithms.losses import LossInputs
 
-        lp, ent = self._token_log_probs(logits, mb, with_entropy)
-        dev = lp.device
-
-        def get(key):
-            v = mb.get(key)
-            return None if v is None else v.to(dev)
-
-        loss, metrics = compute_grpo_loss(
-            lp, get("advantages"), get("response_mask"), loss_config,
-            old_log_prob=None if on_policy else get("old_log_probs"), ref_log_prob=get("ref_log_probs"),
-            entropy=ent, normalizers=norm, loss_scale=scale,
-        )
+        lp, ent = self._token_log_probs(logits, mb, loss.with_entropy, temperature=loss.logit_temperature)
+        value, metrics = loss(LossInputs(lp, ent, mb, norm, on_policy))
+        unknown = set(metrics) - set(loss.metrics)
+        if unknown:
+            raise KeyError(f"the loss reported metrics {sorted(unknown)} it does not declare in Loss.metrics "
+                           f"{list(loss.metrics)}; add them there (every rank all-reduces the same names)")
         records.append(metrics)
-        return loss, {}
-
-    def sft_step(self, batch: B.Batch, micro_batch_size: Optional[int] = None) -> Dict[str, float]:
-        """One supervised step: masked token-mean NLL of the response tokens over the global batch."""
-        from mindspeed_rl.algorithms import WeightedMetric
-
-        self._require_optimizer("sft_step")
-        B.check_batch(batch)
-        norm = self._global_normalizers(batch["response_mask"], None)
-        micro, _ = self._micro_batches(batch, self.config.max_tokens_per_micro_batch, micro_batch_size)
-        scale = float(len(micro) * self.dp_size)
-        records: list = []
-
-        def loss_fn(mb, logits):
-            lp, _ = self._token_log_probs(logits, mb, False, temperature=False)
-            mask = mb["response_mask"].to(lp.device).bool()
-            nll = torch.where(mask, -lp, torch.zeros((), device=lp.device)).sum()
-            records.append({"sft_loss": WeightedMetric.from_parts(nll, mask.sum())})
-            return nll / max(norm.num_tokens, 1.0) * scale, {}
-
-        grad_norm, lr = self._optimizer_step(micro, loss_fn)
-        metrics = self._reduce_records(records, ("sft_loss",))
-        metrics.update(grad_norm=grad_norm, lr=lr)
-        return metrics
+        return value * scale, {}
 
     def _reduce_records(self, records, names) -> Dict[str, float]:
         """Exact weighted reduction over micro-batches and DP ranks; the result is on every rank."""
         from mindspeed_rl.algorithms import finalize_metric_sums, metric_sums, pack_metric_sums, unpack_metric_sums
 
-        owner = self.is_last_stage and self.tp_rank == 0  # one copy of each DP rank's metrics
+        owner = self.layout.returns_outputs  # one copy of each DP rank's metrics
         sums = metric_sums(records) if owner else {}
         packed = pack_metric_sums(sums, list(names), device=self.device)
         if dist.get_world_size() > 1:
@@ -447,6 +439,6 @@ class MegatronEngine:
 
         for bucket in iter_hf_weights(unwrap(self.model), self.bridge, self.padded_vocab, self.config.num_layer_list,
                                       bucket_bytes=bucket_bytes, dtype=self.config.torch_dtype,
-                                      tp_group=self.ps.get_tensor_model_parallel_group(),
-                                      pp_group=self.ps.get_pipeline_model_parallel_group()):
+                                      tp_group=self._ps.get_tensor_model_parallel_group(),
+                                      pp_group=self._ps.get_pipeline_model_parallel_group()):
             yield from bucket

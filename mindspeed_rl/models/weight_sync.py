@@ -39,12 +39,12 @@ def iter_hf_weights(
 ) -> Iterator[list[tuple[str, torch.Tensor]]]:
     """Yield buckets (lists) of ``(hf_name, full tensor)``, about ``bucket_bytes`` each.
 
-    ``model`` is this rank's GPTModel chunk (no virtual pipeline); ``tp_group`` and ``pp_group``
-    are its tensor- and pipeline-parallel process groups (the engine owns the layout). Tensors
-    are on the parameters' device, in ``dtype`` (default: the parameters' dtype).
+    ``model`` is this rank's GPTModel chunk (no virtual pipeline); ``tp_group`` / ``pp_group``
+    are the torch.distributed groups of its tensor- and pipeline-parallel peers (the engine
+    passes its own). Tensors are on the parameters' device, in ``dtype`` (default: the
+    parameters' dtype).
     """
     import torch.distributed as dist
-
     tp, pp = dist.get_world_size(tp_group), dist.get_world_size(pp_group)
     pp_rank = dist.get_rank(pp_group)
     params = _canonical_params(model)

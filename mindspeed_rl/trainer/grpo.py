@@ -1,10 +1,18 @@
 """The single-controller GRPO loop.
 
-One driver process holds the loop and the batch. Each iteration: sample prompts, generate n
-responses per prompt on the actor group's rollout engines, score them, compute group-relative
-advantages, reference and old log-probs, update the actor in mini-batches, and push the new
-weights into the rollout engines. Worker groups get their shard by data-parallel rank and only one
-rank per TP/PP group returns data.
+One driver process holds the loop and the whole batch. Each iteration::
+
+    outputs  = actor.generate(prompts, sampling)            # n responses per prompt (rollout engines)
+    scores   = reward.score(texts, golds, extras)           # rule-based rewards
+    ref_lp   = ref.compute_log_probs(batch)                 # frozen reference
+    old_lp   = actor.compute_log_probs(batch)               # the policy that sampled (skippable on-policy)
+    adv      = compute_advantages(rl.advantage_estimator, rewards, mask, prompt_index)
+    metrics  = actor.update(batch + adv + log-probs, num_mini_batches=..., epochs=...)
+    actor.sync_weights()                                    # new weights into the rollout engines
+
+The groups (``workers.groups``) deal each batch out by data-parallel rank and put the results
+back in row order; Ray start-up is ``trainer.cluster``, worker start-up ``trainer.startup``, the
+iteration's metrics ``trainer.step_metrics``.
 """
 from __future__ import annotations
 
@@ -17,31 +25,12 @@ import torch
 
 from mindspeed_rl.config import GRPOConfig
 from mindspeed_rl.data.templates import stop_token_ids
-from mindspeed_rl.trainer.experience import Experience, build_experience, response_stats
+from mindspeed_rl.trainer import cluster
+from mindspeed_rl.trainer.experience import Experience, build_experience
 from mindspeed_rl.trainer.metrics_logger import MetricsLogger
+from mindspeed_rl.trainer.resume_check import config_hash
 from mindspeed_rl.trainer.run_checkpoint import latest_iteration, load_run_state, save_checkpoint
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class Timer:
-    def __init__(self):
-        self.times: dict[str, float] = {}
-
-    def __call__(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.t = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.times[f"timing/{name}"] = timer.times.get(f"timing/{name}", 0.0) + time.perf_counter() - self.t
-
-        return _Span()
-
-
-from mindspeed_rl.trainer.resume_check import config_hash  # noqa: E402,F401 - saved in run_state.json
+from mindspeed_rl.utils.timing import Timer
 
 
 class GRPOTrainer:
@@ -49,34 +38,18 @@ class GRPOTrainer:
         from transformers import AutoTokenizer
 
         from mindspeed_rl.config import check_inputs_exist, check_resources
-        from mindspeed_rl.data import PromptDataset, PromptSampler
+        from mindspeed_rl.config.components import total_optimizer_steps
+        from mindspeed_rl.data import PromptSampler
+        from mindspeed_rl.trainer.preflight import preflight
+        from mindspeed_rl.trainer.resume_check import plan_resume
+        from mindspeed_rl.trainer.startup import start_workers
         from mindspeed_rl.workers.placement import device_resource
 
         check_inputs_exist(cfg)
         self.cfg = cfg
         mt = cfg.megatron_training
         self.tokenizer = AutoTokenizer.from_pretrained(mt.tokenizer_name_or_path, local_files_only=True)
-        from mindspeed_rl.config.errors import Problem
-        from mindspeed_rl.data.prompt_dataset import DatasetFormatError
-
-        try:
-            self.dataset = PromptDataset(mt.data_path)  # a damaged dataset is refused here, naming the file
-        except DatasetFormatError as exc:
-            from mindspeed_rl.config import ConfigError
-
-            raise ConfigError([Problem("megatron_training.data_path", mt.data_path, str(exc),
-                                       "preprocess the dataset again (cli/preprocess_data.py)")]) from None
-        longest = int(self.dataset.prompt_lengths.max()) if len(self.dataset) else 0
-        if longest > mt.max_prompt_length:
-            from mindspeed_rl.config import ConfigError
-            from mindspeed_rl.config.errors import Problem
-
-            raise ConfigError([Problem("megatron_training.max_prompt_length", mt.max_prompt_length,
-                                       f"the dataset {mt.data_path} has prompts of up to {longest} tokens",
-                                       f"raise it to {longest} (and the lengths that depend on it) or preprocess "
-                                       f"with max_prompt_length={mt.max_prompt_length}")])
-        from mindspeed_rl.trainer.preflight import preflight
-        from mindspeed_rl.trainer.resume_check import plan_resume
+        self.dataset = open_prompt_dataset(mt)
 
         preflight(cfg, self.tokenizer, self.dataset)  # tokenizer/model/dataset agree, outputs writable
         self.resume_plan = plan_resume(cfg)  # the checkpoint to resume, checked and compared, or None
@@ -84,101 +57,19 @@ class GRPOTrainer:
         self.stop_ids = stop_token_ids(self.dataset.template, self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.stop_ids[0]
         self.num_mini_batches = mt.global_batch_size // (cfg.actor_config.mini_batch_size or mt.global_batch_size)
-        self.total_steps = mt.train_iters * self.num_mini_batches * cfg.actor_config.epochs
+        self.total_steps = total_optimizer_steps(cfg)
 
-        self._init_ray(ray_address)
+        cluster.init_ray(cfg, ray_address)
         import ray
 
         self.resource = device_resource()
         check_resources(cfg, ray.cluster_resources(), self.resource)
-        self._start_workers()
-
-    # ---- set-up ----------------------------------------------------------------------
-    def _init_ray(self, address: str | None) -> None:
-        import ray
-
-        if ray.is_initialized():
-            return
-        pythonpath = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
-        from mindspeed_rl.platform import current_platform
-        from mindspeed_rl.platform.runtime_env import worker_env
-
-        # forwarded by the documented rule in platform.runtime_env, plus the platform's defaults
-        platform = os.environ.get("MINDSPEED_RL_PLATFORM") or current_platform().name
-        env = {**worker_env(platform.lower()), "PYTHONPATH": pythonpath}
-        address = address or os.environ.get("RAY_ADDRESS")
-        kwargs = dict(runtime_env={"env_vars": env}, include_dashboard=False, logging_level="WARNING")
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            rl = self.cfg.rl_config
-            wanted = rl.actor_resource.num_devices + (0 if rl.colocate_actor_ref else rl.reference_resource.num_devices)
-            from mindspeed_rl.utils.ray_leftovers import init_local_ray
-
-            # a killed earlier run's Ray processes are stopped first, and this run's are noted
-            init_local_ray(num_cpus=max(os.cpu_count() or 1, wanted + 1), **kwargs)
-
-    def _start_workers(self) -> None:
-        from mindspeed_rl.workers.actor_worker import ActorRolloutWorker
-        from mindspeed_rl.workers.placement import DeviceRequest, plan_worker_groups
-        from mindspeed_rl.workers.reference_worker import ReferenceWorker
-        from mindspeed_rl.workers.reward_worker import RewardWorker
-        from mindspeed_rl.workers.worker_group import WorkerGroup
-
-        cfg, rl = self.cfg, self.cfg.rl_config
-        cfg_dict = dataclasses.asdict(cfg)
-        requests = {r.group: r for r in plan_worker_groups(cfg, self.resource)}
-        self.actor = WorkerGroup(ActorRolloutWorker, requests["actor_rollout"], init_args=(cfg_dict, rl.colocate_actor_ref))
-        self.ref = None
-        if not rl.colocate_actor_ref:
-            self.ref = WorkerGroup(ReferenceWorker, requests["reference"], init_args=(cfg_dict,))
-        self.reward = WorkerGroup(
-            RewardWorker,
-            DeviceRequest("reward", 1, "CPU", cpus_per_rank=0),
-            init_args=(rl.verifier_function, rl.verifier_weight, rl.verifier_num_workers, rl.verifier_timeout),
-            init_distributed=False,
-        )
-        self.actor_layout = self.actor.run("build", self.total_steps)
-        self.ref_layout = self.ref.run("build") if self.ref is not None else self.actor_layout
-
-    # ---- dispatch helpers ------------------------------------------------------------
-    @staticmethod
-    def _dp_size(layout) -> int:
-        return layout[0]["dp_size"]
-
-    def _sharded_call(self, group, layout, method: str, batch: dict, extra_args: tuple = (), num_mini_batches: int = 1):
-        """Send each rank its DP shard; reassemble ``log_probs`` from the output ranks in row order."""
-        from mindspeed_rl.engine.batch import balanced_dp_shard_indices
-
-        n = batch["input_ids"].shape[0]
-        dp = self._dp_size(layout)
-        # same global mini-batches as dp_shard_indices, rows dealt to balance tokens over DP ranks
-        shards = balanced_dp_shard_indices(batch["attention_mask"].sum(-1).tolist(), dp, num_mini_batches)
-        per_rank = [({k: v[shards[info["dp_rank"]]] for k, v in batch.items()}, *extra_args) for info in layout]
-        results = group.run_per_rank(method, per_rank)
-        if method != "compute_log_probs":
-            return results
-        width = batch["response_mask"].shape[1]
-        out = torch.zeros((n, width), dtype=torch.float32)
-        for info, res in zip(layout, results):
-            if info["is_output_rank"] and res is not None:
-                lp = res["log_probs"]
-                out[shards[info["dp_rank"]], : lp.shape[1]] = lp
-        return out
+        self.workers = start_workers(cfg, self.resource, self.total_steps)
+        self.actor, self.ref, self.reward = self.workers.actor, self.workers.ref, self.workers.reward
 
     # ---- one iteration ---------------------------------------------------------------
     def generate(self, prompts: list[list[int]], sampling: dict) -> list[list]:
-        """Every actor rank gets all prompts and generates its rollout replica's share; the
-        reporting ranks' shares are put back in prompt order."""
-        results = [r for r in self.actor.run("generate", prompts, sampling) if r is not None]
-        outputs: list[list] = []
-        for start, part in sorted(results, key=lambda r: r[0]):
-            if start != len(outputs):
-                raise RuntimeError(f"rollout shares do not tile the prompts: got a share at {start}, expected {len(outputs)}")
-            outputs.extend(part)
-        if len(outputs) != len(prompts):
-            raise RuntimeError(f"rollout returned {len(outputs)} prompt results for {len(prompts)} prompts")
-        return outputs
+        return self.actor.generate(prompts, sampling)
 
     def rollout(self, prompts: list[list[int]], iteration: int, round_: int = 0) -> list[list]:
         s = self.cfg.generate_config.sampling_config
@@ -206,7 +97,7 @@ class GRPOTrainer:
             texts.append(self.tokenizer.decode(ids, skip_special_tokens=False))
         return texts
 
-    def generate_and_score(self, iteration: int, prompt_rows: list[int], round_: int, timer: "Timer"):
+    def generate_and_score(self, iteration: int, prompt_rows: list[int], round_: int, timer: Timer):
         """Generate n responses per prompt and score them (overlong shaping included)."""
         from mindspeed_rl.algorithms.overlong import overlong_penalties
         from mindspeed_rl.trainer.dynamic_sampling import ScoredRollout
@@ -222,7 +113,8 @@ class GRPOTrainer:
         row_golds = [golds[p] for p in exp.prompt_index]
         with timer("reward"):
             lengths = [{"response_length": len(r)} for r in exp.response_ids]
-            totals, per_fn, reward_metrics = self.reward.run("score", texts, row_golds, lengths)[0]
+            judged = self.reward.score(texts, row_golds, lengths)
+        totals, per_fn, reward_metrics = judged.totals, judged.per_function, judged.metrics
         if rl.overlong_buffer_enable:
             penalties = overlong_penalties([len(r) for r in exp.response_ids], self.cfg.generate_config.sampling_config.max_tokens,
                                            rl.overlong_buffer_len, rl.overlong_penalty_factor)
@@ -233,15 +125,15 @@ class GRPOTrainer:
 
     def step(self, iteration: int, prompt_rows: list[int]) -> tuple[dict, Experience, list[str], list[str]]:
         from mindspeed_rl.algorithms import apply_kl_in_reward, compute_advantages, scores_to_token_rewards
-        from mindspeed_rl.engine.rollout.metrics import logprob_diff
-        from mindspeed_rl.trainer import dynamic_sampling as ds
+        from mindspeed_rl.trainer import dynamic_sampling
+        from mindspeed_rl.trainer.step_metrics import step_metrics
 
         cfg, rl = self.cfg, self.cfg.rl_config
         timer = Timer()
         t_all = time.perf_counter()
         ds_metrics: dict[str, float] = {}
         if rl.filter_groups_enable:
-            scored, ds_metrics = ds.fill_batch(
+            scored, ds_metrics = dynamic_sampling.fill_batch(
                 prompt_rows, lambda: next(self._batches), lambda rows, r: self.generate_and_score(iteration, rows, r, timer),
                 target=cfg.megatron_training.global_batch_size, metric=rl.filter_groups_metric,
                 max_num_gen_batches=rl.max_num_gen_batches, warn=lambda msg: print(f"WARNING: {msg}", flush=True))
@@ -257,15 +149,14 @@ class GRPOTrainer:
         scores = torch.tensor(scored.scores, dtype=torch.float32)
 
         with timer("reference"):
-            ref_group, ref_layout = (self.ref, self.ref_layout) if self.ref is not None else (self.actor, self.actor_layout)
-            ref_lp = self._sharded_call(ref_group, ref_layout, "compute_log_probs", batch, ("ref",))
+            ref_lp = self.ref.compute_log_probs(batch)
         on_policy = self.num_mini_batches == 1 and cfg.actor_config.epochs == 1
         if on_policy and not rl.log_rollout_logprob_diff:
             # The update treats the step as exactly on-policy (ratio 1): old log-probs are unused.
             old_lp = None
         else:
             with timer("old_log_p"):
-                old_lp = self._sharded_call(self.actor, self.actor_layout, "compute_log_probs", batch, ("actor",))
+                old_lp = self.actor.compute_log_probs(batch)
         mask = batch["response_mask"]
         if rl.use_kl_in_reward:
             # the penalty needs the policy's log-probs; on a skipped pass, the rollout's are the same policy's
@@ -290,38 +181,15 @@ class GRPOTrainer:
         # a short dynamic-sampling batch keeps the configured mini-batch count while it has the prompts
         num_mini = min(self.num_mini_batches, len(scored.prompts))
         with timer("update"):
-            results = self._sharded_call(self.actor, self.actor_layout, "update", train_batch,
-                                         (num_mini, cfg.actor_config.epochs), num_mini)
-            update_metrics = next(r for r in results if r is not None)
+            update_metrics = self.actor.update(train_batch, num_mini_batches=num_mini, epochs=cfg.actor_config.epochs)
         with timer("weight_sync"):
-            self.actor.run("sync_weights")
+            self.actor.sync_weights()
 
-        elapsed = time.perf_counter() - t_all
-        metrics: dict[str, float] = {}
-        metrics["reward/mean"] = float(scores.mean())
-        metrics["reward/max"] = float(scores.max())
-        metrics["reward/min"] = float(scores.min())
-        for name, values in per_fn.items():
-            metrics[f"reward/{name}/mean"] = float(sum(values) / max(len(values), 1))
-        metrics["reward/timeouts"] = float(reward_metrics.get("timeouts", 0))
-        metrics["reward/extraction_failures"] = float(reward_metrics.get("extraction_failures", 0))
-        seq_adv = (advantages * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-        metrics["advantages/mean"] = float(seq_adv.mean())
-        metrics["advantages/max"] = float(seq_adv.max())
-        metrics["advantages/min"] = float(seq_adv.min())
-        metrics["advantages/zero_group_fraction"] = ds.zero_advantage_group_fraction(advantages, mask, exp.prompt_index)
-        metrics.update(ds_metrics)
-        metrics.update(response_stats(exp, cfg.generate_config.sampling_config.max_tokens))
-        if "rollout_log_probs" in batch and old_lp is not None:
-            diff = logprob_diff(batch["rollout_log_probs"], old_lp, mask)
-            metrics.update({k: float(v) for k, v in diff.items()})
-        for key in ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "kl_loss", "entropy", "grad_norm", "lr"):
-            if key in update_metrics:
-                metrics[key] = float(update_metrics[key])
-        metrics.update(timer.times)
-        metrics["timing/all"] = elapsed
-        tokens = float(batch["attention_mask"].sum())
-        metrics["tokens_per_second_per_device"] = tokens / elapsed / self.cfg.rl_config.actor_resource.num_devices
+        metrics = step_metrics(
+            scores=scores, per_function=per_fn, reward_counters=reward_metrics, advantages=advantages, exp=exp,
+            dynamic_sampling=ds_metrics, max_tokens=cfg.generate_config.sampling_config.max_tokens,
+            old_log_probs=old_lp, update=update_metrics, times=timer.times, elapsed=time.perf_counter() - t_all,
+            num_devices=rl.actor_resource.num_devices)
         return metrics, exp, texts, row_golds
 
     # ---- the run ---------------------------------------------------------------------
@@ -329,7 +197,7 @@ class GRPOTrainer:
         mt = self.cfg.megatron_training
 
         def write_parts(tmp: Path) -> None:
-            self.actor.run("save", str(tmp))
+            self.actor.save(str(tmp))
 
         # what an export needs besides the weights (tools/convert mcore2hf, cli/evaluate.py)
         hf_dir = self.cfg.model.hf_config_dir or mt.tokenizer_name_or_path
@@ -350,7 +218,7 @@ class GRPOTrainer:
         iteration, state, path = load_run_state(plan.source, plan.iteration)
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        self.actor.run("load", str(path))
+        self.actor.load(str(path))
         print(f"resumed from {path} (iteration {iteration})", flush=True)
         return iteration
 
@@ -409,16 +277,10 @@ class GRPOTrainer:
         return {"history": history}
 
     def final_weights(self) -> dict:
-        return self.actor.run("export_state")[0]
+        return self.actor.export_state()
 
     def shutdown(self) -> None:
-        for group in (self.actor, self.ref, self.reward):
-            if group is not None:
-                try:
-                    group.run("shutdown", timeout=60)
-                except Exception:  # noqa: BLE001 - shutting down anyway
-                    pass
-                group.shutdown()
+        self.workers.shutdown()
 
 
 class _RolloutGroupEngine:
@@ -430,6 +292,28 @@ class _RolloutGroupEngine:
     def generate(self, prompt_token_ids, sampling):
         kwargs = dataclasses.asdict(sampling) if dataclasses.is_dataclass(sampling) else dict(sampling)
         return self.trainer.generate([list(p) for p in prompt_token_ids], kwargs)
+
+
+def open_prompt_dataset(mt):
+    """The run's prompt dataset; a damaged one, or prompts longer than max_prompt_length, are
+    refused here naming the file and the key."""
+    from mindspeed_rl.config import ConfigError
+    from mindspeed_rl.config.errors import Problem
+    from mindspeed_rl.data import PromptDataset
+    from mindspeed_rl.data.prompt_dataset import DatasetFormatError
+
+    try:
+        dataset = PromptDataset(mt.data_path)
+    except DatasetFormatError as exc:
+        raise ConfigError([Problem("megatron_training.data_path", mt.data_path, str(exc),
+                                   "preprocess the dataset again (cli/preprocess_data.py)")]) from None
+    longest = int(dataset.prompt_lengths.max()) if len(dataset) else 0
+    if longest > mt.max_prompt_length:
+        raise ConfigError([Problem("megatron_training.max_prompt_length", mt.max_prompt_length,
+                                   f"the dataset {mt.data_path} has prompts of up to {longest} tokens",
+                                   f"raise it to {longest} (and the lengths that depend on it) or preprocess "
+                                   f"with max_prompt_length={mt.max_prompt_length}")])
+    return dataset
 
 
 def run(cfg: GRPOConfig) -> int:

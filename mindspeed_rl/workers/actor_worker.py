@@ -11,17 +11,15 @@ import torch
 from mindspeed_rl.workers.worker_group import BaseWorker, set_worker_threads  # noqa: F401 - re-exported
 
 
-def engine_overrides(cfg) -> dict[str, Any]:
-    """Engine settings that come from outside the worker's own section."""
-    return {
-        "make_vocab_size_divisible_by": cfg.model.make_vocab_size_divisible_by,
-        # log-probs of the distribution the rollout sampled from (greedy rollouts: the plain one)
-        "logit_temperature": cfg.generate_config.sampling_config.temperature or 1.0,
-    }
-
-
 def hf_config_dir(cfg) -> str:
     return cfg.model.hf_config_dir or cfg.megatron_training.tokenizer_name_or_path
+
+
+def output_log_probs(engine, batch: dict) -> dict | None:
+    """The engine's log-probs of ``batch`` from the rank that returns outputs, else None; as CPU
+    tensors, since the driver has no device."""
+    out = engine.infer_batch(batch)
+    return {"log_probs": out["log_probs"].cpu()} if engine.layout.returns_outputs else None
 
 
 def check_hf_config_matches(cfg, hf_config) -> None:
@@ -44,23 +42,6 @@ def check_hf_config_matches(cfg, hf_config) -> None:
         raise ConfigError(problems)
 
 
-def is_output_rank(engine) -> bool:
-    """The one rank per model-parallel group that returns data: TP rank 0 on the last stage."""
-    ps = engine.ps
-    return ps.get_tensor_model_parallel_rank() == 0 and ps.is_pipeline_last_stage()
-
-
-def engine_layout(engine, rank: int) -> dict[str, Any]:
-    """What the driver needs to dispatch shards to an engine's ranks and collect results."""
-    ps = engine.ps
-    return {
-        "rank": rank,
-        "dp_rank": ps.get_data_parallel_rank(),
-        "dp_size": ps.get_data_parallel_world_size(),
-        "is_output_rank": is_output_rank(engine),
-    }
-
-
 class ActorRolloutWorker(BaseWorker):
     """One rank of the actor group (see module doc). All methods are collective over the group."""
 
@@ -78,7 +59,8 @@ class ActorRolloutWorker(BaseWorker):
     def build(self, total_optimizer_steps: int) -> dict[str, Any]:
         from transformers import AutoConfig
 
-        from mindspeed_rl.engine import EngineConfig, MegatronEngine
+        from mindspeed_rl.config.components import megatron_engine_config
+        from mindspeed_rl.engine import MegatronEngine
         from mindspeed_rl.engine.rollout.parallel_plan import plan_rollout_parallel
         from mindspeed_rl.platform import current_platform
 
@@ -89,8 +71,6 @@ class ActorRolloutWorker(BaseWorker):
         hf_dir = hf_config_dir(cfg)
         hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
         check_hf_config_matches(cfg, hf_config)
-        seed = cfg.megatron_training.seed
-        common = engine_overrides(cfg)
         gen = cfg.generate_config
         self.plan = plan_rollout_parallel(self.world_size, cfg.actor_config.tensor_model_parallel_size,
                                           cfg.actor_config.pipeline_model_parallel_size, gen.infer_tensor_parallel_size)
@@ -98,17 +78,13 @@ class ActorRolloutWorker(BaseWorker):
         # resident training state (vLLM sizes its KV cache from the memory free at start-up).
         self.rollout = self._build_rollout(hf_dir, hf_config)
         self.rollout.sleep()
-        actor_cfg = EngineConfig.from_worker_config(cfg.actor_config, seed=seed, total_steps=total_optimizer_steps, **common)
+        actor_cfg = megatron_engine_config(cfg, "actor", total_steps=total_optimizer_steps)
         self.actor = MegatronEngine(hf_config, actor_cfg, load=cfg.actor_config.load or None)
         if self.with_reference:
-            ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=seed, forward_only=True, **common)
+            ref_cfg = megatron_engine_config(cfg, "ref")
             self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
         self.sync_weights()
-        return {
-            **engine_layout(self.actor, self.rank),
-            "rollout_replica": self.plan.dp_rank(self.rank),
-            "is_rollout_leader": self.plan.is_replica_leader(self.rank),
-        }
+        return self.actor.layout
 
     def _build_rollout(self, hf_dir: str, hf_config):
         """The rollout engine with the architecture only: the weights come from the actor
@@ -184,20 +160,16 @@ class ActorRolloutWorker(BaseWorker):
 
     def compute_log_probs(self, batch: dict, which: str = "actor") -> dict | None:
         engine = self.actor if which == "actor" else self.ref
-        out = engine.compute_log_probs(batch)
-        # the driver has no device: results leave the worker as CPU tensors
-        return {"log_probs": out["log_probs"].cpu()} if is_output_rank(engine) else None
+        return output_log_probs(engine, batch)
 
     def update(self, batch: dict, num_mini_batches: int, epochs: int) -> dict:
-        from mindspeed_rl.engine import policy_loss_config_from_rl
+        """One actor update with the run's loss (``rl_config``'s policy loss, KL and entropy)."""
+        from mindspeed_rl.algorithms.losses import grpo_loss
+        from mindspeed_rl.config.components import policy_loss_config
 
-        loss_cfg = policy_loss_config_from_rl(self.cfg.rl_config)
-        metrics = self.actor.update(batch, loss_cfg, num_mini_batches=num_mini_batches, epochs=epochs)
+        loss = grpo_loss(policy_loss_config(self.cfg))
+        metrics = self.actor.train_batch(batch, loss, num_mini_batches=num_mini_batches, epochs=epochs)
         return metrics if self.rank == 0 else None
-
-    def sft_step(self, batch: dict) -> dict | None:
-        out = self.actor.sft_step(batch)
-        return out if self.rank == 0 else None
 
     def save(self, directory: str) -> None:
         self.actor.save_checkpoint(os.path.join(directory, "actor"))

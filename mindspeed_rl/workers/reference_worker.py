@@ -1,8 +1,6 @@
 """The reference policy on devices of its own: the same Megatron engine, forward only."""
 from __future__ import annotations
 
-
-
 from mindspeed_rl.workers.worker_group import BaseWorker
 
 
@@ -18,10 +16,10 @@ class ReferenceWorker(BaseWorker):
     def build(self) -> dict:
         from transformers import AutoConfig
 
-        from mindspeed_rl.engine import EngineConfig, MegatronEngine
+        from mindspeed_rl.config.components import megatron_engine_config
+        from mindspeed_rl.engine import MegatronEngine
         from mindspeed_rl.platform import current_platform
-        from mindspeed_rl.workers.actor_worker import (check_hf_config_matches, engine_layout, engine_overrides,
-                                                       hf_config_dir)
+        from mindspeed_rl.workers.actor_worker import check_hf_config_matches, hf_config_dir
 
         from mindspeed_rl.platform.adaptors import mindspeed_flags
 
@@ -29,13 +27,11 @@ class ReferenceWorker(BaseWorker):
         current_platform().apply_megatron_adaptor(mindspeed_flags(cfg))  # before anything imports megatron
         hf_config = AutoConfig.from_pretrained(hf_config_dir(cfg), local_files_only=True)
         check_hf_config_matches(cfg, hf_config)
-        ref_cfg = EngineConfig.from_worker_config(cfg.ref_config, seed=cfg.megatron_training.seed, forward_only=True,
-                                                  **engine_overrides(cfg))
-        self.ref = MegatronEngine(hf_config, ref_cfg, load=cfg.ref_config.load or cfg.actor_config.load or None)
-        return engine_layout(self.ref, self.rank)
+        self.ref = MegatronEngine(hf_config, megatron_engine_config(cfg, "ref"),
+                                  load=cfg.ref_config.load or cfg.actor_config.load or None)
+        return self.ref.layout
 
     def compute_log_probs(self, batch: dict, which: str = "ref") -> dict | None:
-        from mindspeed_rl.workers.actor_worker import is_output_rank
+        from mindspeed_rl.workers.actor_worker import output_log_probs
 
-        out = self.ref.compute_log_probs(batch)
-        return {"log_probs": out["log_probs"].cpu()} if is_output_rank(self.ref) else None  # driver: no device
+        return output_log_probs(self.ref, batch)

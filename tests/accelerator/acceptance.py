@@ -44,16 +44,16 @@ def _batch():
 
 
 def _engine(dtype="fp32", **kw):
-    from mindspeed_rl.engine import EngineConfig, MegatronEngine
+    from mindspeed_rl.engine import MegatronEngine, MegatronEngineConfig
 
-    return MegatronEngine(_model(), EngineConfig(micro_batch_size=2, params_dtype=dtype, lr=1e-3, seed=7,
-                                                 use_distributed_optimizer=False, **kw))
+    return MegatronEngine(_model(), MegatronEngineConfig(micro_batch_size=2, params_dtype=dtype, lr=1e-3, seed=7,
+                                                         use_distributed_optimizer=False, **kw))
 
 
 def _loss():
-    from mindspeed_rl.algorithms import PolicyLossConfig
+    from mindspeed_rl.algorithms import PolicyLossConfig, grpo_loss
 
-    return PolicyLossConfig(use_kl_loss=False)
+    return grpo_loss(PolicyLossConfig(use_kl_loss=False))
 
 
 def _weights(engine):
@@ -63,8 +63,8 @@ def _weights(engine):
 # ---- checks: each runs in its own process, in a world of one rank on the platform's backend ----
 def fp32_run():
     e = _engine()
-    lp = e.compute_log_probs(_batch())["log_probs"].cpu()
-    e.update(_batch(), _loss())
+    lp = e.infer_batch(_batch())["log_probs"].cpu()
+    e.train_batch(_batch(), _loss())
     return {"log_probs": lp, "weights": _weights(e)}
 
 
@@ -79,7 +79,7 @@ def bf16_dtypes_and_hf():
     mains = {p.dtype for opt in (getattr(e.optimizer, "chained_optimizers", None) or [e.optimizer])
              for g in opt.optimizer.param_groups for p in g["params"]}
     grads = {b.grad_data.dtype for b in e.model.buffers}
-    lp = e.compute_log_probs(_batch())["log_probs"].float().cpu()
+    lp = e.infer_batch(_batch())["log_probs"].float().cpu()
     hf = AutoModelForCausalLM.from_config(Qwen2Config(**_model()), dtype=torch.bfloat16)
     hf.load_state_dict(_weights(e), strict=False)
     hf.to(e.device).eval()
@@ -100,7 +100,7 @@ def offload():
     platform = current_platform()
     a, twin = _engine("bf16"), _engine("bf16")
     for e in (a, twin):
-        e.update(_batch(), _loss())
+        e.train_batch(_batch(), _loss())
     platform.synchronize()
     if platform.name == "cpu":
         total = sum(p.nbytes() for p in _engine_storages(a))
@@ -114,7 +114,7 @@ def offload():
     freed = 1 - left / total
     a.onload()
     for e in (a, twin):
-        e.update(_batch(), _loss())
+        e.train_batch(_batch(), _loss())
     same = all(torch.equal(x, y) for x, y in zip(_weights(a).values(), _weights(twin).values()))
     return {"ok": freed >= 0.95 and same, "freed_fraction": freed, "device_bytes_before": total, "identical_to_twin": same}
 
@@ -132,17 +132,17 @@ def save_load():
     import torch
 
     e = _engine("bf16")
-    e.update(_batch(), _loss())
+    e.train_batch(_batch(), _loss())
     before = _weights(e)
     with tempfile.TemporaryDirectory() as d:
         e.save_checkpoint(d)
-        e.update(_batch(), _loss())
+        e.train_batch(_batch(), _loss())
         e.load_checkpoint(d)
         after_load = _weights(e)
-        e.update(_batch(), _loss())
+        e.train_batch(_batch(), _loss())
         again = _weights(e)
         e.load_checkpoint(d)
-        e.update(_batch(), _loss())
+        e.train_batch(_batch(), _loss())
         replay = _weights(e)
     same = all(torch.equal(before[k], after_load[k]) for k in before)
     replayed = all(torch.equal(again[k], replay[k]) for k in again)

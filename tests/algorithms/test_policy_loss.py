@@ -93,7 +93,7 @@ def test_gspo_uses_sequence_ratio():
 
 def test_registry_and_unknown_name():
     assert {"vanilla", "clip", "gspo"} <= set(POLICY_LOSSES.names())
-    with pytest.raises(KeyError, match="actor_config.policy_loss"):
+    with pytest.raises(KeyError, match="rl_config.policy_loss"):
         POLICY_LOSSES.get("ppo2")
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from mindspeed_rl.algorithms import grpo_loss
+
 
 def _batch():
     g = torch.Generator().manual_seed(4)
@@ -32,16 +34,16 @@ class RecordingRollout:
 def sync_with_state_parked(rank, world_size):
     from mindspeed_rl.algorithms import PolicyLossConfig
     from mindspeed_rl.config import load_config
-    from mindspeed_rl.engine import EngineConfig, MegatronEngine
+    from mindspeed_rl.engine import MegatronEngine, MegatronEngineConfig
     from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config
     from mindspeed_rl.workers.actor_worker import ActorRolloutWorker
 
-    cfg = EngineConfig(micro_batch_size=2, params_dtype="bf16", lr=1e-3, use_distributed_optimizer=False)
+    cfg = MegatronEngineConfig(micro_batch_size=2, params_dtype="bf16", lr=1e-3, use_distributed_optimizer=False)
     loss = PolicyLossConfig(use_kl_loss=False)
     hf = tiny_qwen2_config(num_hidden_layers=2)
     actor, twin = MegatronEngine(hf, cfg), MegatronEngine(hf, cfg)
     for e in (actor, twin):
-        e.update(_batch(), loss)
+        e.train_batch(_batch(), grpo_loss(loss))
     grads_bytes = sum(t.untyped_storage().nbytes() for t in actor._tensors_of("grads"))
 
     worker = ActorRolloutWorker.__new__(ActorRolloutWorker)
@@ -52,7 +54,7 @@ def sync_with_state_parked(rank, world_size):
     actor.onload()
     grads_zero = all(bool((t == 0).all()) for t in actor._tensors_of("grads"))
     for e in (actor, twin):
-        e.update(_batch(), loss)
+        e.train_batch(_batch(), grpo_loss(loss))
     same = all(torch.equal(a, b) for (_, a), (_, b) in zip(actor.export_hf_weights(), twin.export_hf_weights()))
     return {"resident_at_load": worker.rollout.resident_at_load, "grads_bytes": grads_bytes, "host": host,
             "grads_zero_after_onload": grads_zero, "update_identical": same}

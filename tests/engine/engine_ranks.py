@@ -40,12 +40,12 @@ def make_batch(vocab_size: int, n: int = N_SAMPLES, seed: int = 5) -> dict:
 
 
 def engine_config(tp: int, pp: int, **kw):
-    from mindspeed_rl.engine import EngineConfig
+    from mindspeed_rl.engine import MegatronEngineConfig
 
     base = dict(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp, micro_batch_size=2,
                 params_dtype="fp32", lr=1e-3, clip_grad=1.0, weight_decay=0.01, seed=1234)
     base.update(kw)
-    return EngineConfig(**base)
+    return MegatronEngineConfig(**base)
 
 
 def loss_config(**kw):

@@ -1,9 +1,9 @@
 """Single-process pieces of the engine: vocab-parallel log-softmax (values and gradients), the
-batch format helpers, storage parking, and config construction."""
+batch format helpers, storage parking, and the engine layout."""
 import pytest
 import torch
 
-from mindspeed_rl.engine import batch as B
+from mindspeed_rl.engine import batch as engine_batch
 from mindspeed_rl.engine.offload import StorageParking
 from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_probs
 
@@ -32,22 +32,22 @@ def test_response_positions_and_micro_batches():
     att = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
     resp = torch.tensor([[1, 1, 0], [1, 1, 1]])
     # row 0: prompt 2 -> logits 1, 2 predict tokens 2, 3; row 1: prompt 2 -> 1, 2, 3
-    assert B.response_positions(att, resp).tolist() == [[1, 2, 3], [1, 2, 3]]
+    assert engine_batch.response_positions(att, resp).tolist() == [[1, 2, 3], [1, 2, 3]]
     batch = {"input_ids": torch.arange(10).reshape(2, 5), "attention_mask": att, "response_mask": resp}
-    micro = B.split_micro_batches(batch, 3)
+    micro = engine_batch.split_micro_batches(batch, 3)
     assert len(micro) == 1 and micro[0]["input_ids"].shape == (3, 5)
     assert micro[0]["response_mask"][2].sum() == 0 and micro[0]["attention_mask"][2].sum() == 0
     empty = {k: v[:0] for k, v in batch.items()}
-    assert len(B.split_micro_batches(empty, 2)) == 1  # a rank without rows still joins the schedule
+    assert len(engine_batch.split_micro_batches(empty, 2)) == 1  # a rank without rows still joins the schedule
     with pytest.raises(ValueError, match="response_mask"):
-        B.check_batch(dict(batch, response_mask=torch.ones(2, 9, dtype=torch.long)))
+        engine_batch.check_batch(dict(batch, response_mask=torch.ones(2, 9, dtype=torch.long)))
 
 
 def test_dp_shards_keep_global_mini_batches():
-    shards = [B.dp_shard_indices(8, 2, r, num_mini_batches=2) for r in range(2)]
+    shards = [engine_batch.dp_shard_indices(8, 2, r, num_mini_batches=2) for r in range(2)]
     assert shards[0].tolist() == [0, 1, 4, 5] and shards[1].tolist() == [2, 3, 6, 7]
     for k in range(2):  # local mini-batch k of every rank = global mini-batch k
-        rows = torch.cat([s[B.mini_batch_indices(len(s), 2)[k]] for s in shards])
+        rows = torch.cat([s[engine_batch.mini_batch_indices(len(s), 2)[k]] for s in shards])
         assert sorted(rows.tolist()) == list(range(4 * k, 4 * k + 4))
 
 
@@ -64,16 +64,13 @@ def test_storage_parking_keeps_views_and_bits():
     assert torch.equal(flat[:40], before[0].reshape(-1) + 1.0)
 
 
-def test_engine_config_from_worker_config():
-    from mindspeed_rl.config.schema import RLConfig, WorkerConfig
-    from mindspeed_rl.engine import EngineConfig, policy_loss_config_from_rl
+def test_engine_layout_names_the_output_rank():
+    from mindspeed_rl.engine.layout import EngineLayout
 
-    w = WorkerConfig(tensor_model_parallel_size=2, lr=3e-6, lr_warmup_fraction=0.1, lr_decay_style="cosine",
-                     params_dtype="bf16")
-    cfg = EngineConfig.from_worker_config(w, seed=7, total_steps=50)
-    assert (cfg.tensor_model_parallel_size, cfg.lr, cfg.lr_warmup_steps, cfg.lr_decay_steps) == (2, 3e-6, 5, 50)
-    assert cfg.torch_dtype == torch.bfloat16 and not cfg.forward_only
-    with pytest.raises(ValueError, match="params_dtype"):
-        EngineConfig(params_dtype="int8")
-    loss = policy_loss_config_from_rl(RLConfig(use_kl_in_reward=True, kl_coef=0.02))
-    assert not loss.use_kl_loss and loss.kl_loss_coef == 0.02
+    grid = [EngineLayout(dp_rank=0, dp_size=1, tp_rank=t, tp_size=2, pp_rank=p, pp_size=2)
+            for p in range(2) for t in range(2)]
+    assert [lay.returns_outputs for lay in grid] == [False, False, True, False]  # TP 0 of the last stage
+    assert [lay.is_first_stage for lay in grid] == [True, True, False, False]
+    assert grid[2].to_dict() == {"dp_rank": 0, "dp_size": 1, "tp_rank": 0, "tp_size": 2, "pp_rank": 1, "pp_size": 2}
+    with pytest.raises(ValueError, match="tp_rank=2"):
+        EngineLayout(dp_rank=0, dp_size=1, tp_rank=2, tp_size=2, pp_rank=0, pp_size=1)

@@ -22,12 +22,12 @@ class WorkersWouldStart(Exception):
 @pytest.fixture
 def no_workers(monkeypatch):
     """Starting Ray is where workers begin: reaching it means a check came too late."""
-    from mindspeed_rl.trainer.grpo import GRPOTrainer
+    from mindspeed_rl.trainer import cluster
 
-    def refuse(self, address):
+    def refuse(cfg, address=None):
         raise WorkersWouldStart("the driver got past its checks and would start Ray and the workers")
 
-    monkeypatch.setattr(GRPOTrainer, "_init_ray", refuse)
+    monkeypatch.setattr(cluster, "init_ray", refuse)
 
 
 def config(world: Path, overrides=()):

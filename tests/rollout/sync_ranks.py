@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import torch
 
+from mindspeed_rl.algorithms import grpo_loss
 from mindspeed_rl.testing.tiny import hf_log_probs
-from tests.engine import engine_ranks as R
+from tests.engine import engine_ranks
 
 
 def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
@@ -20,11 +21,11 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
 
     current_platform().apply_megatron_adaptor()
     torch.manual_seed(0)
-    actor = MegatronEngine(hf_dir, R.engine_config(tp, pp), load=mg_dir)
-    vocab = R.model_config()["vocab_size"]
-    batch = R.make_batch(vocab)
+    actor = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp), load=mg_dir)
+    vocab = engine_ranks.model_config()["vocab_size"]
+    batch = engine_ranks.make_batch(vocab)
     before = {k: v.clone() for k, v in actor.export_hf_weights()}
-    actor.update(R.dp_rows(batch, actor), R.loss_config(), num_mini_batches=1)
+    actor.train_batch(engine_ranks.dp_rows(batch, actor), grpo_loss(engine_ranks.loss_config()), num_mini_batches=1)
     exported = {k: v.clone() for k, v in actor.export_hf_weights()}
 
     hf_config = AutoConfig.from_pretrained(hf_dir)
@@ -36,21 +37,21 @@ def update_then_sync(rank, world_size, hf_dir, mg_dir, tp, pp):
 
     # teacher-forced: HF rollout model vs Megatron engine on the same rows
     hf_lp, _ = hf_log_probs(rollout.model, batch)
-    mg_lp = actor.compute_log_probs(batch)["log_probs"]
+    mg_lp = actor.infer_batch(batch)["log_probs"]
 
     # sampled: rollout log-probs vs the engine's recomputation of the same tokens
     prompts = [batch["input_ids"][i, :3].tolist() for i in range(4)]
     outs = rollout.generate(prompts, SamplingParams(n=2, max_tokens=6, seed=11, temperature=1.0))
     exp = build_experience(prompts, outs, pad_token_id=0)
     sampled = {k: exp.batch[k] for k in ("input_ids", "attention_mask", "response_mask")}
-    recomputed = actor.compute_log_probs(sampled)["log_probs"]
+    recomputed = actor.infer_batch(sampled)["log_probs"]
     mask = exp.batch["response_mask"].bool()
 
     # at temperature 0.7 the rollout reports log softmax(logits / 0.7); so must the engine
     hot = rollout.generate(prompts, SamplingParams(n=2, max_tokens=6, seed=12, temperature=0.7))
     hot_exp = build_experience(prompts, hot, pad_token_id=0)
     actor.config.logit_temperature = 0.7
-    hot_recomputed = actor.compute_log_probs({k: hot_exp.batch[k] for k in sampled})["log_probs"]
+    hot_recomputed = actor.infer_batch({k: hot_exp.batch[k] for k in sampled})["log_probs"]
     hot_mask = hot_exp.batch["response_mask"].bool()
     return {
         "temperature_diff": float((hot_exp.batch["rollout_log_probs"] - hot_recomputed)[hot_mask].abs().max()),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from tests.engine import engine_ranks as R
+from tests.engine import engine_ranks
+
+from mindspeed_rl.algorithms import grpo_loss
 
 # head dim 64 (vLLM's CPU attention rejects head dims below 32); tied embeddings like the demo model
 # (vLLM 0.32 on CPU needs refresh_tied_layers after an in-place reload)
@@ -40,10 +42,10 @@ def updated_actor(hf_dir, mg_dir, tp, pp):
 
     current_platform().apply_megatron_adaptor()
     torch.manual_seed(0)
-    actor = MegatronEngine(hf_dir, R.engine_config(tp, pp), load=mg_dir)
+    actor = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp), load=mg_dir)
     before = {k: v.clone() for k, v in actor.export_hf_weights()}
-    batch = R.make_batch(model_config()["vocab_size"])
-    actor.update(R.dp_rows(batch, actor), R.loss_config(), num_mini_batches=1)
+    batch = engine_ranks.make_batch(model_config()["vocab_size"])
+    actor.train_batch(engine_ranks.dp_rows(batch, actor), grpo_loss(engine_ranks.loss_config()), num_mini_batches=1)
     exported = {k: v.clone() for k, v in actor.export_hf_weights()}
     moved = sum(int(not torch.equal(before[n], exported[n])) for n in exported)
     return actor, exported, moved
@@ -73,7 +75,7 @@ def _recomputed_diff(actor, prompts, outputs, temperature):
     exp = build_experience(prompts, outputs, pad_token_id=0)
     batch = {k: exp.batch[k] for k in ("input_ids", "attention_mask", "response_mask")}
     actor.config.logit_temperature = temperature
-    recomputed = actor.compute_log_probs(batch)["log_probs"]
+    recomputed = actor.infer_batch(batch)["log_probs"]
     mask = exp.batch["response_mask"].bool()
     return float((exp.batch["rollout_log_probs"] - recomputed)[mask].abs().max()), int(mask.sum())
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from mindspeed_rl.algorithms import grpo_loss
+
 
 def measured_update_peak(rank, world_size, model: dict, seq: int, micro_batch: int, n_rows: int, recompute: bool):
     """Peak resident bytes over the process's baseline, from before the engine is built to after
@@ -12,7 +14,7 @@ def measured_update_peak(rank, world_size, model: dict, seq: int, micro_batch: i
     import psutil
 
     from mindspeed_rl.algorithms import PolicyLossConfig
-    from mindspeed_rl.engine import EngineConfig, MegatronEngine
+    from mindspeed_rl.engine import MegatronEngine, MegatronEngineConfig
     from mindspeed_rl.platform import current_platform
 
     current_platform().apply_megatron_adaptor()
@@ -21,11 +23,11 @@ def measured_update_peak(rank, world_size, model: dict, seq: int, micro_batch: i
     batch = {"input_ids": torch.randint(2, model["vocab_size"], (n_rows, seq), generator=g),
              "attention_mask": torch.ones(n_rows, seq, dtype=torch.long),
              "response_mask": torch.ones(n_rows, r, dtype=torch.long), "advantages": torch.randn(n_rows, r, generator=g)}
-    cfg = EngineConfig(micro_batch_size=micro_batch, params_dtype="fp32", use_distributed_optimizer=False,
-                       recompute_activations=recompute, make_vocab_size_divisible_by=128)
+    cfg = MegatronEngineConfig(micro_batch_size=micro_batch, params_dtype="fp32", use_distributed_optimizer=False,
+                               recompute_activations=recompute, make_vocab_size_divisible_by=128)
     base = psutil.Process().memory_info().rss
     engine = MegatronEngine(model, cfg)
-    engine.update(batch, PolicyLossConfig(use_kl_loss=False, entropy_coeff=0.0))
+    engine.train_batch(batch, grpo_loss(PolicyLossConfig(use_kl_loss=False, entropy_coeff=0.0)))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     del engine
     return peak - base
