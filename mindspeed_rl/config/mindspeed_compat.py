@@ -83,6 +83,7 @@ OBSOLETE: dict[str, tuple[str, Optional[tuple]]] = {
     "rl_config.log_max_throughput": ("e2e_tps / vllm_tps use mean lengths", (False,)),
     "generate_config.trust_remote_code": ("models are built from their config.json by this suite's mapping", None),
     "generate_config.infer_expert_parallel_size": ("dense models only", (1,)),
+    "generate_config.infer_pipeline_parallel_size": ("rollout replicas are tensor-parallel only", (1,)),
     "generate_config.ascend_scheduler_config_enabled": ("vLLM-Ascend's default scheduler", (False,)),
     "generate_config.sampling_config.detokenize": ("rollouts return token ids; the driver decodes", (False,)),
     "generate_config.sampling_config.logprobs": ("rollouts always return the sampled tokens' log-probs", None),

@@ -173,7 +173,6 @@ class GenerateConfig:
 
     backend: Literal["vllm", "hf"] = option("vllm", "vllm on clusters, hf (transformers) on CPU / small runs")
     infer_tensor_parallel_size: int = option(1, "Tensor-parallel size of each inference replica")
-    infer_pipeline_parallel_size: int = option(1, "Pipeline-parallel size of inference (vLLM: 1)")
     max_num_seqs: int = option(256, "Most sequences a vLLM engine batches at once")
     max_model_len: int = option(4096, "Longest prompt + response the rollout engine accepts")
     max_num_batched_tokens: int = option(8192, "vLLM scheduler token budget per step")
@@ -214,5 +213,5 @@ class GRPOConfig:
 
     @property
     def rollout_data_parallel_size(self) -> int:
-        g = self.generate_config
-        return self.rl_config.actor_resource.num_devices // (g.infer_tensor_parallel_size * g.infer_pipeline_parallel_size)
+        """Inference replicas: TP-only, tiling the actor's devices."""
+        return self.rl_config.actor_resource.num_devices // self.generate_config.infer_tensor_parallel_size
