@@ -61,7 +61,8 @@ setup(
     long_description=(ROOT / "README.md").read_text(encoding="utf-8") if (ROOT / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mindspeed_rl", "mindspeed_rl.*"]),
-    package_data={"mindspeed_rl": ["py.typed"]},
+    # evaluation test sets (MIT, mindspeed_rl/evaluation/data/README.md)
+    package_data={"mindspeed_rl": ["py.typed"], "mindspeed_rl.evaluation": ["data/README.md", "data/math/*.jsonl"]},
     python_requires=">=3.10",
     install_requires=BASE,
     extras_require=EXTRAS,

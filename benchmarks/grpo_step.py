@@ -20,7 +20,6 @@ Phases are our ``timing/*`` metrics; TRL's are measured by wrapping its own meth
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -75,7 +74,6 @@ def run_ours(work: Path, args) -> dict:
     from mindspeed_rl.config import load_config
     from mindspeed_rl.trainer.grpo import GRPOTrainer
 
-    hf = json.loads((work / "hf" / "config.json").read_text())
     rows = args.prompts * args.n
     cfg = load_config("grpo_tiny_cpu", [
         f"megatron_training.tokenizer_name_or_path={work / 'hf'}",
@@ -85,8 +83,7 @@ def run_ours(work: Path, args) -> dict:
         f"megatron_training.global_batch_size={args.prompts}", f"megatron_training.train_iters={args.iters}",
         f"megatron_training.seq_length={args.max_len}",
         f"megatron_training.max_prompt_length={args.max_len - args.max_tokens}",
-        f"model.hidden_size={args.hidden}", f"model.ffn_hidden_size={2 * args.hidden}", f"model.num_layers={args.layers}",
-        f"model.vocab_size={hf['vocab_size']}", f"model.max_position_embeddings={args.max_len}",
+        # the architecture is read from work/hf/config.json
         f"rl_config.n_samples_per_prompt={args.n}", f"rl_config.kl_coef={args.kl_coef}",
         "rl_config.kl_estimator=low_var_kl", "rl_config.use_kl_in_reward=false", "rl_config.clip_ratio=0.2",
         "rl_config.loss_agg_mode=token-mean", "rl_config.advantage_estimator=grpo",

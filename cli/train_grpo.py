@@ -33,6 +33,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from mindspeed_rl.config import load_config
+    from mindspeed_rl.utils.quiet import quiet_third_party_warnings
+
+    quiet_third_party_warnings()
 
     cfg = load_config(args.config_name, args.overrides, args.config_dir)
     if args.print_config:

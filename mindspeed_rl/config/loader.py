@@ -1,10 +1,14 @@
 """Compose ``configs/<name>.yaml`` through Hydra (defaults list + ``key=value`` overrides)."""
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from pathlib import Path
 
 from mindspeed_rl.config.errors import ConfigError, Problem
+from mindspeed_rl.config.architecture import resolve_architecture
+from mindspeed_rl.config.mindspeed_compat import translate
 from mindspeed_rl.config.schema import GRPOConfig
 from mindspeed_rl.config.structured import from_dict
 from mindspeed_rl.config.validate import validate
@@ -30,7 +34,9 @@ def compose_dict(config_name: str, overrides: list[str] | None = None, config_di
         raise ConfigError([Problem("--config-name", config_name, f"no {config_dir / (name + '.yaml')}",
                                    f"use one of {available}")])
     try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"), warnings.catch_warnings():
+            # MindSpeed-RL's run YAMLs leave `_self_` out of their defaults; Hydra's order is the one they mean
+            warnings.filterwarnings("ignore", message=".*Defaults list is missing `_self_`.*")
             cfg = compose(config_name=name, overrides=_force_schema_keys(overrides or []))
     except HydraException as exc:
         raise ConfigError([_override_problem(exc, overrides or [])]) from exc
@@ -72,9 +78,20 @@ def _override_problem(exc: Exception, overrides: list[str]) -> Problem:
     return Problem(key, value, "unknown config key", fix)
 
 
+log = logging.getLogger("mindspeed_rl.config")
+
+
 def load_config(config_name: str, overrides: list[str] | None = None, config_dir: str | Path | None = None,
-                check: bool = True) -> GRPOConfig:
-    """Compose, type-check and validate a GRPO run config."""
+                check: bool = True, notes: list[str] | None = None) -> GRPOConfig:
+    """Compose, type-check and validate a GRPO run config.
+
+    MindSpeed-RL's keys are translated first (``mindspeed_compat``): each rename or ignored key is
+    logged once as a warning and appended to ``notes`` when given."""
     data = compose_dict(config_name, overrides, config_dir)
+    found = translate(data) + resolve_architecture(data)
+    for note in found:
+        log.warning("config: %s", note)
+    if notes is not None:
+        notes.extend(found)
     cfg = from_dict(GRPOConfig, data, source=f"config '{_config_name(config_name)}'")
     return validate(cfg) if check else cfg

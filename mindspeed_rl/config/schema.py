@@ -2,7 +2,8 @@
 
 Section names follow MindSpeed-RL (``megatron_training``, ``actor_config``, ``ref_config``,
 ``rl_config``, ``generate_config`` with ``sampling_config``) so its users can carry their YAML
-over; ``model`` holds the architecture (``configs/model/*.yaml``).
+over (``mindspeed_compat`` reads its files as published); ``model`` points at the model, whose
+``config.json`` gives the architecture.
 """
 from __future__ import annotations
 
@@ -14,23 +15,24 @@ from mindspeed_rl.config.structured import option
 
 @dataclass
 class ModelConfig:
-    """Architecture of the policy (Qwen2 / Qwen2.5 family, HF names where they exist)."""
+    """The policy's model. The architecture is read from ``<hf_config_dir>/config.json``
+    (``mindspeed_rl.config.architecture``); the architecture keys below are only the stand-in for
+    planning and validating a run whose model files are not at hand (``--dry-run`` on a laptop).
+    Defaults: the tiny CPU demo model (tools/demo/prepare_tiny_cpu.py)."""
 
-    name: str = option("tiny-qwen2", "Human-readable model name, used in logs and output paths")
-    architecture: str = option("Qwen2ForCausalLM", "HF architecture; selects the weight mapping in mindspeed_rl.models")
     hf_config_dir: str = option("", "HF model directory with config.json (empty: megatron_training.tokenizer_name_or_path)")
-    hidden_size: int = option(64, "Hidden size")
-    num_layers: int = option(2, "Number of transformer layers (HF num_hidden_layers)")
-    num_attention_heads: int = option(4, "Number of query heads")
-    num_query_groups: int = option(2, "Number of key/value heads (GQA groups; HF num_key_value_heads)")
-    ffn_hidden_size: int = option(128, "MLP intermediate size (HF intermediate_size)")
-    vocab_size: int = option(151936, "Vocabulary rows in the embedding (HF vocab_size)")
     make_vocab_size_divisible_by: int = option(128, "Pad the Megatron vocab to a multiple of this times TP")
-    max_position_embeddings: int = option(4096, "Longest sequence the positional encoding supports")
-    rope_theta: float = option(1000000.0, "RoPE base")
-    rms_norm_eps: float = option(1e-6, "RMSNorm epsilon")
-    tie_word_embeddings: bool = option(False, "Share input embedding and output layer weights")
-    add_qkv_bias: bool = option(True, "Bias on the QKV projection (Qwen2: true)")
+    hidden_size: int = option(128, "Hidden size (from config.json)")
+    num_layers: int = option(2, "Number of transformer layers (config.json num_hidden_layers)")
+    num_attention_heads: int = option(4, "Number of query heads (from config.json)")
+    num_query_groups: int = option(2, "Number of key/value heads (config.json num_key_value_heads)")
+    ffn_hidden_size: int = option(256, "MLP intermediate size (config.json intermediate_size)")
+    vocab_size: int = option(512, "Vocabulary rows in the embedding (from config.json)")
+    max_position_embeddings: int = option(512, "Longest sequence the positional encoding supports (from config.json)")
+    rope_theta: float = option(10000.0, "RoPE base (from config.json)")
+    rms_norm_eps: float = option(1e-6, "RMSNorm epsilon (from config.json)")
+    tie_word_embeddings: bool = option(True, "Share input embedding and output layer weights (from config.json)")
+    add_qkv_bias: bool = option(True, "Bias on the QKV projection (Qwen2: true; config.json attention_bias)")
 
 
 @dataclass
@@ -50,8 +52,8 @@ class MegatronTrainingConfig:
     resume_override: bool = option(False, "Resume although keys that change the run differ from the checkpoint's config (logged)")
     resume_fallback: bool = option(False, "When the newest run checkpoint is damaged, resume from the newest intact one")
     log_dir: str = option("runs", "Directory for metrics JSONL, TensorBoard, samples and curves")
-    log_interval: int = option(1, "Print a progress line every N iterations")
-    dataset_additional_keys: list = option([], "Extra dataset columns passed through to reward functions")
+    log_interval: int = option(1, "Print the console line every N iterations (the JSONL / TensorBoard / wandb get every one)")
+    wandb_project: str = option("", "Also log metrics to this wandb project (empty: off; needs `pip install wandb`)")
     # MindSpeed (Ascend) feature flags: written into sys.argv before mindspeed.megatron_adaptor is imported
     use_flash_attn: bool = option(False, "Ascend/MindSpeed: fused flash attention (--use-flash-attn)")
     use_fused_rmsnorm: bool = option(False, "Ascend/MindSpeed: fused RMSNorm kernel (--use-fused-rmsnorm)")
@@ -133,7 +135,6 @@ class RLConfig:
     devices_per_node: int = option(0, "Devices per node, for the --dry-run placement (0: all on one node)")
     actor_resource: ResourceConfig = option(ResourceConfig, "Devices for the actor (and its rollout engines)")
     reference_resource: ResourceConfig = option(ResourceConfig, "Devices for the reference when not colocated")
-    num_cpus_for_reward: int = option(1, "CPUs reserved for each reward worker")
     test_freq: int = option(0, "Validate every N iterations (0: off)")
     test_before_train: bool = option(False, "Validate once before the first iteration")
     val_datasets: list = option([], "Held-out sets for validation: EvalConfig mappings (dataset, n, sampling, ...)")
@@ -169,7 +170,6 @@ class SamplingConfig:
     top_p: float = option(1.0, "Nucleus sampling mass")
     top_k: int = option(-1, "Top-k sampling (-1: off)")
     min_p: float = option(0.0, "Min-p sampling (0: off)")
-    logprobs: int = option(1, "Return the sampled tokens' log-probs (needed for rollout/logprob_diff)")
     seed: Optional[int] = option(None, "Sampling seed (empty: derived from megatron_training.seed)")
 
 
@@ -179,7 +179,6 @@ class GenerateConfig:
 
     backend: Literal["vllm", "hf"] = option("vllm", "vllm on clusters, hf (transformers) on CPU / small runs")
     infer_tensor_parallel_size: int = option(1, "Tensor-parallel size of each inference replica")
-    infer_pipeline_parallel_size: int = option(1, "Pipeline-parallel size of inference (vLLM: 1)")
     max_num_seqs: int = option(256, "Most sequences a vLLM engine batches at once")
     max_model_len: int = option(4096, "Longest prompt + response the rollout engine accepts")
     max_num_batched_tokens: int = option(8192, "vLLM scheduler token budget per step")
@@ -220,5 +219,5 @@ class GRPOConfig:
 
     @property
     def rollout_data_parallel_size(self) -> int:
-        g = self.generate_config
-        return self.rl_config.actor_resource.num_devices // (g.infer_tensor_parallel_size * g.infer_pipeline_parallel_size)
+        """Inference replicas: TP-only, tiling the actor's devices."""
+        return self.rl_config.actor_resource.num_devices // self.generate_config.infer_tensor_parallel_size

@@ -120,8 +120,8 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
         out.append(Problem("megatron_training.global_batch_size", mt.global_batch_size, "must be >= 1", "set it to the prompts per iteration"))
 
     # Inference layout: replicas carved out of the actor's devices.
-    itp, ipp = gen.infer_tensor_parallel_size, gen.infer_pipeline_parallel_size
-    if itp < 1 or rl.actor_resource.num_devices % (itp * ipp):
+    itp = gen.infer_tensor_parallel_size
+    if itp < 1 or rl.actor_resource.num_devices % itp:
         out.append(Problem("generate_config.infer_tensor_parallel_size", itp,
                            f"inference TP x PP must divide the actor's devices ({rl.actor_resource.num_devices}) so replicas tile them",
                            f"use one of {_divisors(rl.actor_resource.num_devices)}"))
@@ -135,8 +135,6 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
             out.append(Problem("generate_config.infer_tensor_parallel_size", itp,
                                f"heads ({m.num_attention_heads}) and query groups ({m.num_query_groups}) must be divisible by inference TP",
                                f"use one of {[d for d in _divisors(m.num_query_groups) if m.num_attention_heads % d == 0]}"))
-    if gen.backend == "vllm" and ipp != 1:
-        out.append(Problem("generate_config.infer_pipeline_parallel_size", ipp, "the vLLM rollout pool runs TP-only replicas", "set it to 1"))
 
     # Lengths.
     max_tokens = gen.sampling_config.max_tokens

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from .mindspeed_templates import convert, is_mindspeed_format
+
 PLACEHOLDER = "{content}"
 # Shipped templates; MINDSPEED_RL_TEMPLATES points somewhere else without touching configs.
 DEFAULT_TEMPLATES_PATH = Path(__file__).resolve().parents[2] / "configs" / "model" / "templates.json"
@@ -112,7 +114,12 @@ def _templates_path(path: Optional[Union[str, Path]]) -> Path:
 
 
 def load_templates(path: Optional[Union[str, Path]] = None) -> Dict[str, ChatTemplate]:
-    """All templates in a templates JSON file (keys starting with ``_`` are comments)."""
+    """All templates in a templates JSON file (keys starting with ``_`` are comments); a file in
+    MindSpeed-RL's format (a list) is converted (``mindspeed_templates``)."""
+    return _load(path)[0]
+
+
+def _load(path: Optional[Union[str, Path]]) -> tuple[Dict[str, ChatTemplate], Dict[str, str]]:
     p = _templates_path(path)
     try:
         raw = json.loads(p.read_text(encoding="utf-8"))
@@ -120,6 +127,11 @@ def load_templates(path: Optional[Union[str, Path]] = None) -> Dict[str, ChatTem
         raise TemplateError(f"templates file {p} not found; pass templates_path=<file> or set MINDSPEED_RL_TEMPLATES") from None
     except json.JSONDecodeError as exc:
         raise TemplateError(f"templates file {p} is not valid JSON: {exc}") from None
+    refused: Dict[str, str] = {}
+    if is_mindspeed_format(raw):
+        raw, refused = convert(raw, str(p))
+    elif not isinstance(raw, dict):
+        raise TemplateError(f"{p}: expected a JSON object of templates by name (or MindSpeed-RL's list of templates)")
     known = {f for f in ChatTemplate.__dataclass_fields__ if f != "name"}
     required = {f"{r}_format" for r in _ROLES} | {"generation_prompt"}
     out = {}
@@ -139,12 +151,14 @@ def load_templates(path: Optional[Union[str, Path]] = None) -> Dict[str, ChatTem
             if key.endswith("_format") and PLACEHOLDER not in spec[key]:
                 raise TemplateError(f"{p}: template {name!r}: {key} must contain {PLACEHOLDER}")
         out[name] = ChatTemplate(name=name, **spec)
-    return out
+    return out, refused
 
 
 def load_template(name: str, path: Optional[Union[str, Path]] = None) -> ChatTemplate:
     """The template called ``name``; an unknown name lists the available ones."""
-    templates = load_templates(path)
+    templates, refused = _load(path)
+    if name in refused:
+        raise TemplateError(f"template {name!r} in {_templates_path(path)} cannot be used as text: {refused[name]}")
     if name not in templates:
         raise TemplateError(
             f"unknown template {name!r} in {_templates_path(path)}; available: {sorted(templates)}. "

@@ -56,12 +56,13 @@ class MegatronEngine:
         self._init_parallel()
         self.padded_vocab = self.bridge.padded_vocab_size(self.tp_size, config.make_vocab_size_divisible_by)
         if load:
-            self.padded_vocab = self._check_checkpoint_layout(load)
+            self.padded_vocab = self._check_checkpoint_layout(load, hf_config)
         self.model = self._build_model()
         if load:
             from mindspeed_rl.models.mcore_checkpoint import load_rank_checkpoint
 
-            load_rank_checkpoint(unwrap(self.model), load, self.tp_rank, self.pp_rank)
+            # hf_config: a checkpoint without convert_meta.json (MindSpeed-LLM's) is read by its layout
+            load_rank_checkpoint(unwrap(self.model), load, self.tp_rank, self.pp_rank, hf_config=hf_config)
         self.optimizer = self.scheduler = None
         self.step = 0  # optimizer steps taken
         self._parked: Dict[str, StorageParking] = {}
@@ -111,10 +112,10 @@ class MegatronEngine:
         """The torch.distributed group of this rank's data-parallel peers (same TP/PP coordinates)."""
         return self._ps.get_data_parallel_group()
 
-    def _check_checkpoint_layout(self, load: str) -> int:
+    def _check_checkpoint_layout(self, load: str, hf_config=None) -> int:
         from mindspeed_rl.models.mcore_checkpoint import read_meta
 
-        meta = read_meta(load)
+        meta = read_meta(load, hf_config)
         want = (self.tp_size, self.pp_size)
         if (int(meta["tp"]), int(meta["pp"])) != want:
             raise ValueError(f"{load}: checkpoint has tp={meta['tp']} pp={meta['pp']}, the engine runs tp,pp={want}; "

@@ -32,7 +32,7 @@ class DatasetPreset:
 
 
 # File names follow /work-style data directories (README of the data folder); the path is
-# always overridable with dataset.path.
+# always overridable with dataset.path. Without it: $MINDSPEED_RL_DATA_DIR, then the package's copy.
 PRESETS: Dict[str, DatasetPreset] = {
     "math500": DatasetPreset("math/math500_test.jsonl", "problem", "answer", "subject", "level", "unique_id"),
     "aime24": DatasetPreset("math/aime24_qwen25math.jsonl", "problem", "answer", None, None, "id"),
@@ -51,6 +51,8 @@ def is_choice_dataset(cfg: DatasetConfig) -> bool:
     preset = PRESETS.get(cfg.name)
     return preset is not None and preset.kind == "choice"
 DATA_DIR_ENV = "MINDSPEED_RL_DATA_DIR"
+# MATH-500, AIME24 and GSM8K ship with the package (data/README.md: sources, MIT licences).
+PACKAGED_DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 @dataclass
@@ -88,6 +90,8 @@ def resolve_dataset(cfg: DatasetConfig) -> DatasetConfig:
             setattr(out, key, getattr(preset, key))
     if not out.path:
         data_dir = os.environ.get(DATA_DIR_ENV)
+        if not data_dir and (PACKAGED_DATA_DIR / preset.file).is_file():
+            data_dir = str(PACKAGED_DATA_DIR)
         if not data_dir:
             if preset.kind == "choice":
                 from .choice_datasets import missing_file_message

@@ -19,6 +19,12 @@ Each ``model_optim_rng.pt`` (``torch.load(..., weights_only=True)`` works) holds
      'checkpoint_version': 3.0, 'iteration': 1,
      'mindspeed_rl': {... convert_meta.json ..., 'tp_rank', 'pp_rank', 'layers': [first, stop)}}
 
+A checkpoint written by MindSpeed-LLM / Megatron's own converter has the same ``iter_*/mp_rank_*``
+layout but no ``convert_meta.json``: ``read_meta(root, hf_config=...)`` then infers the layout from
+the rank files and takes the architecture from the given HF config (``infer_legacy_meta``); rank
+files in TE names (``linear_qkv.layer_norm_weight``) with ``_extra_state`` and an ``args`` namespace
+load too.
+
 Rank files are written streaming: ``torch.save`` under ``torch.serialization.skip_data`` lays out
 the zip with empty tensor records, then each shard's bytes are written in place as they are
 produced and the zip CRCs are patched, so a rank file is never held in memory whole.
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import zipfile
 import zlib
@@ -47,16 +54,25 @@ CHECKPOINT_VERSION = 3.0
 RANK_FILE = "model_optim_rng.pt"
 
 
-def iteration_dir(root: str, iteration: int) -> str:
-    return os.path.join(root, f"iter_{iteration:07d}")
+RELEASE = "release"  # Megatron's tracker text (and directory) for a converted, iteration-less checkpoint
 
 
-def rank_file(root: str, iteration: int, tp_rank: int, pp_rank: int, pp: int) -> str:
+def iteration_dir(root: str, iteration) -> str:
+    return os.path.join(root, RELEASE if iteration == RELEASE else f"iter_{iteration:07d}")
+
+
+def rank_file(root: str, iteration, tp_rank: int, pp_rank: int, pp: int) -> str:
     sub = f"mp_rank_{tp_rank:02d}" if pp == 1 else f"mp_rank_{tp_rank:02d}_{pp_rank:03d}"
     return os.path.join(iteration_dir(root, iteration), sub, RANK_FILE)
 
 
-def read_tracker(root: str) -> int:
+def read_tracker(root: str, allow_release: bool = False):
+    if allow_release:
+        try:
+            if tracker_path(root).read_text(encoding="utf-8").strip() == RELEASE:
+                return RELEASE
+        except (OSError, UnicodeDecodeError):
+            pass  # reported below, with the shared wording
     try:
         iteration = _read_tracker_file(root)
     except TrackerError as exc:
@@ -66,7 +82,10 @@ def read_tracker(root: str) -> int:
     return iteration
 
 
-def read_meta(root: str) -> dict:
+def read_meta(root: str, hf_config=None) -> dict:
+    """The checkpoint's ``convert_meta.json``; without one, the layout of a legacy Megatron checkpoint
+    (MindSpeed-LLM's converter) inferred from its rank files, when ``hf_config`` (a dict or an HF
+    directory) gives the architecture."""
     path = os.path.join(root, META)
     try:
         with open(path, encoding="utf-8") as f:
@@ -74,7 +93,65 @@ def read_meta(root: str) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: damaged ({exc}); convert the checkpoint again") from None
     except OSError:
-        raise CheckpointError(f"{path}: missing; was {root} written by tools/convert/convert_ckpt.py?") from None
+        pass
+    if hf_config is None or not os.path.isfile(os.path.join(root, TRACKER)):
+        raise CheckpointError(
+            f"{path}: missing; was {root} written by tools/convert/convert_ckpt.py? A checkpoint converted by "
+            "MindSpeed-LLM (iter_*/mp_rank_* without this file) loads when the model's HF config is given "
+            "(training: model.hf_config_dir or megatron_training.tokenizer_name_or_path; mcore2hf: --hf-config-dir)")
+    return infer_legacy_meta(root, hf_config)
+
+
+_MP_RANK = re.compile(r"^mp_rank_(\d{2})(?:_(\d{3}))?$")
+
+
+def _load_legacy_rank(path: str, mmap: bool = True) -> dict:
+    """A rank file written by Megatron: weights only, but its ``args`` is an argparse.Namespace."""
+    import argparse
+
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except Exception as exc:  # noqa: BLE001 - an unpickling error names the global it refused
+            raise CheckpointError(f"{path}: cannot be read as weights only ({str(exc).splitlines()[0]}); "
+                                  "re-save it with tensors and plain values only") from None
+
+
+def canonical_state_dict(model_sd: dict) -> dict:
+    """Canonical local-spec names, without TE ``_extra_state`` entries."""
+    return {naming.from_te_name(k): v for k, v in model_sd.items()
+            if not naming.is_extra_state(k) and isinstance(v, torch.Tensor)}
+
+
+def infer_legacy_meta(root: str, hf_config) -> dict:
+    """tp, pp, num_layer_list, padded vocab and dtype of a legacy checkpoint, read from its rank files."""
+    from mindspeed_rl.models import get_bridge
+
+    iteration = read_tracker(root, allow_release=True)
+    it_dir = iteration_dir(root, iteration)
+    ranks = [m for m in (_MP_RANK.match(d) for d in (os.listdir(it_dir) if os.path.isdir(it_dir) else [])) if m]
+    if not ranks:
+        raise CheckpointError(f"{it_dir}: no mp_rank_* directories; not a Megatron checkpoint")
+    tp = len({m.group(1) for m in ranks})
+    pp = len({m.group(2) for m in ranks}) if ranks[0].group(2) is not None else 1
+    counts, padded, dtype = [], None, None
+    for pp_rank in range(pp):
+        path = rank_file(root, iteration, 0, pp_rank, pp)
+        if not os.path.isfile(path):
+            raise CheckpointError(f"{path}: missing rank file (the checkpoint has tp={tp} pp={pp})")
+        sd = canonical_state_dict(_load_legacy_rank(path).get("model", {}))
+        counts.append(len({naming.layer_index(k) for k in sd if naming.layer_index(k) is not None}))
+        emb = sd.get("embedding.word_embeddings.weight")
+        if emb is not None:
+            padded, dtype = int(emb.shape[0]) * tp, emb.dtype
+    if padded is None:
+        raise CheckpointError(f"{root}: no embedding.word_embeddings.weight on the first stage")
+    bridge = get_bridge(hf_config)  # a transformers config, dict or HF directory
+    from mindspeed_rl.models.convert import DTYPE_NAMES
+
+    return {"format": "megatron-legacy", "architecture": type(bridge).architectures[0], "tp": tp, "pp": pp,
+            "num_layer_list": counts, "padded_vocab_size": padded, "params_dtype": DTYPE_NAMES.get(dtype, str(dtype)),
+            "iteration": iteration, "layer_numbering": "local", "hf_config": bridge.hf_config, "inferred": True}
 
 
 class StreamingRankFile:
@@ -167,13 +244,16 @@ class StreamingRankFile:
 
 
 def load_rank_state_dict(root: str, tp_rank: int, pp_rank: int, iteration: Optional[int] = None,
-                         mmap: bool = True) -> tuple[dict[str, torch.Tensor], dict]:
-    """(canonical state dict, metadata) of one rank of a converted checkpoint."""
-    meta = read_meta(root)
-    iteration = read_tracker(root) if iteration is None else iteration
+                         mmap: bool = True, hf_config=None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(canonical state dict, metadata) of one rank of a converted checkpoint (``hf_config``: see
+    ``read_meta``)."""
+    meta = read_meta(root, hf_config)
+    iteration = read_tracker(root, allow_release=True) if iteration is None else iteration
     path = rank_file(root, iteration, tp_rank, pp_rank, int(meta["pp"]))
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: missing rank file (checkpoint has tp={meta['tp']} pp={meta['pp']})")
+    if meta.get("inferred"):
+        return canonical_state_dict(_load_legacy_rank(path, mmap)["model"]), meta
     obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     return obj["model"], obj.get("mindspeed_rl", meta)
 
@@ -194,8 +274,8 @@ def load_into_model(model: torch.nn.Module, state_dict: dict[str, torch.Tensor])
 
 
 def load_rank_checkpoint(model: torch.nn.Module, root: str, tp_rank: int, pp_rank: int,
-                         iteration: Optional[int] = None) -> dict:
+                         iteration: Optional[int] = None, hf_config=None) -> dict:
     """Load this rank's shard of a converted checkpoint into ``model``; returns the metadata."""
-    sd, meta = load_rank_state_dict(root, tp_rank, pp_rank, iteration)
+    sd, meta = load_rank_state_dict(root, tp_rank, pp_rank, iteration, hf_config=hf_config)
     load_into_model(model, sd)
     return meta

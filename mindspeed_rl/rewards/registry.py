@@ -29,7 +29,7 @@ def register_reward(name: str, *, overwrite: bool = False):
 
 
 def _ensure_builtins() -> None:
-    from . import functions  # noqa: F401  (registers the built-in rewards)
+    from . import functions, mindspeed_names  # noqa: F401  (register the built-in rewards)
 
 
 def get_reward(name: str) -> RewardFn:

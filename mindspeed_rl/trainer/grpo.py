@@ -242,7 +242,7 @@ class GRPOTrainer:
     def fit(self) -> dict:
         mt, rl = self.cfg.megatron_training, self.cfg.rl_config
         start = self.resume()
-        logger = MetricsLogger(mt.log_dir, resume=start > 0)
+        logger = MetricsLogger.from_config(self.cfg, resume=start > 0)
         if start:
             logger.truncate_after(start)
         history = []

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mindspeed_rl.utils.fs import atomic_write_lines
+from mindspeed_rl.trainer.metric_names import ThroughputBasis, mindspeed_rl_names
 
 CONSOLE_KEYS = (
     ("reward/mean", "reward"),
@@ -22,7 +23,10 @@ CONSOLE_KEYS = (
 
 
 class MetricsLogger:
-    def __init__(self, log_dir: str | Path, resume: bool = False, use_tensorboard: bool = True, wandb_project: str = ""):
+    def __init__(self, log_dir: str | Path, resume: bool = False, use_tensorboard: bool = True, wandb_project: str = "",
+                 log_interval: int = 1, throughput: ThroughputBasis | None = None):
+        self.log_interval = max(int(log_interval), 1)
+        self.throughput = throughput
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.jsonl_path = self.log_dir / "metrics.jsonl"
@@ -44,6 +48,13 @@ class MetricsLogger:
 
             self._wandb = wandb.init(project=wandb_project, dir=str(self.log_dir), resume="allow")
 
+    @classmethod
+    def from_config(cls, cfg, resume: bool = False) -> "MetricsLogger":
+        """The run's logger: ``megatron_training.log_dir``, ``log_interval``, ``wandb_project``."""
+        mt = cfg.megatron_training
+        return cls(mt.log_dir, resume=resume, wandb_project=mt.wandb_project, log_interval=mt.log_interval,
+                   throughput=ThroughputBasis.from_config(cfg))
+
     def truncate_after(self, iteration: int) -> None:
         """On resume: drop lines of iterations after the checkpoint (they will be recomputed)."""
         self._jsonl.close()
@@ -52,6 +63,9 @@ class MetricsLogger:
         self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")
 
     def log(self, iteration: int, total: int, metrics: dict[str, float]) -> None:
+        """Every iteration to JSONL / TensorBoard / wandb (also under MindSpeed-RL's names); the console
+        line every ``log_interval`` iterations, and always for the first and the last."""
+        metrics = {**metrics, **mindspeed_rl_names(metrics, self.throughput)}
         row = {"iteration": iteration, **{k: _plain(v) for k, v in metrics.items()}}
         self._jsonl.write(json.dumps(row) + "\n")
         self._jsonl.flush()
@@ -62,6 +76,8 @@ class MetricsLogger:
             self._tb.flush()
         if self._wandb is not None:
             self._wandb.log(row, step=iteration)
+        if iteration % self.log_interval and iteration not in (1, total):
+            return
         parts = [f"iter {iteration}/{total}"]
         for key, short in CONSOLE_KEYS:
             if key in metrics:

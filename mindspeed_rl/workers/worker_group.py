@@ -36,6 +36,9 @@ class BaseWorker:
     def __init__(self, group: str, rank: int, world_size: int, env: dict[str, str] | None = None):
         self.group, self.rank, self.world_size = group, rank, world_size
         os.environ.update(env or {})
+        from mindspeed_rl.utils.quiet import quiet_third_party_warnings
+
+        quiet_third_party_warnings()  # once per worker process, before megatron/vLLM are imported
         os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size)})
 
     def node_address(self) -> tuple[str, int]:

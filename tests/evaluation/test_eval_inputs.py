@@ -66,10 +66,33 @@ def test_missing_answer_names_file_row_and_key(tmp_path):
         load_problems(DatasetConfig(name="x", path=str(path), problem_key="problem", answer_key="answer"))
 
 
-def test_preset_without_file_says_how_to_give_one(monkeypatch):
+def test_presets_ship_with_the_package_and_a_data_dir_wins(monkeypatch, tmp_path):
+    """MATH-500 / AIME24 / GSM8K load with no flag (package data, byte-identical to the sources);
+    $MINDSPEED_RL_DATA_DIR, when set, is read instead; a preset whose file is absent says how to give one."""
+    import hashlib
+
+    from mindspeed_rl.evaluation import datasets as ds
+
+    monkeypatch.delenv("MINDSPEED_RL_DATA_DIR", raising=False)
+    sizes = {"math500": 500, "aime24": 30, "gsm8k": 1319}
+    for name, rows in sizes.items():
+        loaded = load_problems(DatasetConfig(name=name))
+        assert len(loaded.problems) == rows and loaded.files[0].startswith(str(ds.PACKAGED_DATA_DIR))
+    aime = load_problems(DatasetConfig(name="aime24")).problems
+    assert aime[0].answer.isdigit() and any(p.answer.startswith("0") for p in aime)  # leading zeros kept
+    shared = Path("/work/shared/data/math/math500_test.jsonl")
+    if shared.is_file():  # the development copy this was taken from
+        packaged = ds.PACKAGED_DATA_DIR / ds.PRESETS["math500"].file
+        assert hashlib.sha256(packaged.read_bytes()).digest() == hashlib.sha256(shared.read_bytes()).digest()
+    mine = tmp_path / "math"
+    mine.mkdir()
+    (mine / "aime24_qwen25math.jsonl").write_text(json.dumps({"id": 1, "problem": "1+1?", "answer": "2"}) + "\n")
+    monkeypatch.setenv("MINDSPEED_RL_DATA_DIR", str(tmp_path))
+    assert [p.answer for p in load_problems(DatasetConfig(name="aime24")).problems] == ["2"]
+    monkeypatch.setattr(ds, "PACKAGED_DATA_DIR", tmp_path / "not-installed")
     monkeypatch.delenv("MINDSPEED_RL_DATA_DIR", raising=False)
     with pytest.raises(InputError, match="dataset.path="):
-        load_problems(DatasetConfig(name="aime24"))
+        load_problems(DatasetConfig(name="gsm8k"))
     monkeypatch.setenv("MINDSPEED_RL_DATA_DIR", str(ROOT / "nowhere"))
     with pytest.raises(InputError, match="no such file"):
         load_problems(DatasetConfig(name="aime24"))
@@ -166,3 +189,26 @@ def test_validation_configs_from_run_config_dicts():
     assert cfgs[0].n == 2 and cfgs[0].sampling.max_tokens == 32 and cfgs[0].dataset.max_problems == 4
     with pytest.raises(ConfigError, match=r"(?s)validation\[0\].*did you mean 'sampling.max_tokens'"):
         validation_configs([{"sampling": {"max_token": 3}}])
+
+
+def test_cli_evaluates_a_shipped_preset_with_no_data_flag_and_refuses_a_missing_model(tmp_path):
+    """`cli/evaluate.py --model M --dataset math500` as the README shows it: the packaged MATH-500
+    is read (no dataset.path, no MINDSPEED_RL_DATA_DIR); a model path that does not exist is named."""
+    from eval_testlib import save_tiny_qwen2
+
+    env = {k: v for k, v in os.environ.items() if k != "MINDSPEED_RL_DATA_DIR"}
+    env["PYTHONPATH"] = str(ROOT)
+    missing = tmp_path / "no-such-model"
+    proc = subprocess.run([sys.executable, "cli/evaluate.py", "--model", str(missing), "--dataset", "math500"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and str(missing) in proc.stderr and "no such directory" in proc.stderr
+    hf = save_tiny_qwen2(str(tmp_path / "hf"))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "cli/evaluate.py", "--model", hf, "--dataset", "math500", "--max-problems", "2",
+                           "--max-tokens", "4", "--output-dir", str(out), "scorer.num_workers=0", "chart=false"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    files = report["settings"]["dataset"]["files"]
+    assert len(files) == 1 and files[0].endswith("mindspeed_rl/evaluation/data/math/math500_test.jsonl")
+    assert report["generated_problems"] == 2

@@ -12,7 +12,6 @@ import torch
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 from mindspeed_rl.config import ConfigError, load_config
 
-from tests.reliability.world import MODEL
 
 
 class WorkersWouldStart(Exception):
@@ -37,8 +36,6 @@ def config(world: Path, overrides=()):
         f"megatron_training.log_dir={world / 'runs'}", "megatron_training.save=", "megatron_training.save_interval=0",
         "megatron_training.global_batch_size=4", "megatron_training.seq_length=256",
         "megatron_training.max_prompt_length=200", "megatron_training.train_iters=4",
-        f"model.hidden_size={MODEL['hidden_size']}", f"model.ffn_hidden_size={MODEL['intermediate_size']}",
-        "model.max_position_embeddings=512",
         "rl_config.n_samples_per_prompt=4", "rl_config.test_freq=0", "rl_config.test_before_train=false",
         "rl_config.val_datasets=[]", "actor_config.micro_batch_size=4", "actor_config.mini_batch_size=2", "ref_config.micro_batch_size=4",
         "actor_config.load=", "ref_config.load=",

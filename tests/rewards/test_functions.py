@@ -65,3 +65,17 @@ def test_countdown_safe_arithmetic():
     assert cd("<answer>6*2*2</answer>", "", extra) == 0.1  # numbers not used exactly once
     assert cd("<answer>(6+2)*(3+3)</answer>", "", extra) == 0.1  # misses the target
     assert cd("no answer", '{"target": 24, "numbers": [2, 3, 3, 6]}', {}) == 0.0
+
+
+def test_mindspeed_rl_verifier_names():
+    """MindSpeed-RL's math_verify_reward gates accuracy on think + answer holding a boxed answer; its
+    acc_for_dapo is +1 / -1 on the response's tail."""
+    from mindspeed_rl.rewards import get_reward
+
+    mv, dapo = get_reward("math_verify_reward"), get_reward("acc_for_dapo")
+    good = "<think>2+2 is 4</think> <answer>The answer is \\boxed{4}</answer>"
+    assert mv(good, "4") == 1.0 and mv(good, "5") == 0.0
+    assert mv("The answer is \\boxed{4}", "4") == 0.0  # right but not in the format
+    assert mv("<think>x</think><answer>4</answer>", "4") == 0.0  # no \\boxed{} in the answer
+    assert dapo("so \\boxed{4}", "4") == 1.0 and dapo("so \\boxed{5}", "4") == -1.0
+    assert dapo("\\boxed{4}" + " filler" * 100, "4") == -1.0  # beyond the last 300 characters

@@ -33,9 +33,6 @@ def tiny_config(work: Path, overrides: list[str] = ()):
 
 def tiny_overrides(work: Path, overrides: list[str] = ()) -> list[str]:
     """The ``key=value`` overrides of a tiny run on ``grpo_tiny_cpu`` (also usable on the CLI)."""
-    import json
-
-    hf = json.loads((work / "hf" / "config.json").read_text())
     base = [
         f"megatron_training.tokenizer_name_or_path={work / 'hf'}",
         f"megatron_training.data_path={work / 'data' / 'train'}",
@@ -43,9 +40,6 @@ def tiny_overrides(work: Path, overrides: list[str] = ()) -> list[str]:
         "megatron_training.save=", "megatron_training.save_interval=0",
         "megatron_training.global_batch_size=4", "megatron_training.seq_length=256",
         "megatron_training.max_prompt_length=200",
-        f"model.hidden_size={hf['hidden_size']}", f"model.vocab_size={hf['vocab_size']}",
-        f"model.ffn_hidden_size={hf['intermediate_size']}",
-        "model.max_position_embeddings=512",
         "rl_config.n_samples_per_prompt=4", "rl_config.verifier_num_workers=1",
         "rl_config.save_samples_interval=0", "rl_config.test_freq=0", "rl_config.test_before_train=false",
         "rl_config.val_datasets=[]",

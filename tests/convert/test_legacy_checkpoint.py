@@ -1,0 +1,89 @@
+"""A checkpoint converted by MindSpeed-LLM (Megatron's legacy ``iter_*/mp_rank_*`` layout, TE names,
+an ``args`` namespace, no ``convert_meta.json``) loads when the HF config is given, and gives the same
+log-probs as our own conversion of the same weights."""
+import argparse
+import glob
+import os
+import shutil
+
+import pytest
+import torch
+
+from mindspeed_rl.models import mcore_checkpoint as mc
+from mindspeed_rl.models import naming
+from mindspeed_rl.models.convert import hf_to_mcore
+from mindspeed_rl.models.errors import CheckpointError
+from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config, write_random_hf_checkpoint
+
+
+def as_mindspeed_llm(ours: str, out: str) -> str:
+    """Our converter's output rewritten the way Megatron / MindSpeed-LLM save it: TE names, a TE
+    ``_extra_state`` per layer norm, ``args``, no ``mindspeed_rl`` entry, no convert_meta.json / hf_config."""
+    shutil.copytree(ours, out)
+    os.remove(os.path.join(out, mc.META))
+    shutil.rmtree(os.path.join(out, mc.HF_CONFIG_DIR))
+    for path in glob.glob(os.path.join(out, "iter_*", "mp_rank_*", mc.RANK_FILE)):
+        obj = torch.load(path, weights_only=True)
+        model = {naming.to_te_name(k): v.clone() for k, v in obj["model"].items()}
+        model.update({k.rsplit(".", 1)[0] + "._extra_state": None for k in list(model) if "layer_norm_weight" in k})
+        torch.save({"model": model, "checkpoint_version": 3.0, "iteration": 1,
+                    "args": argparse.Namespace(tensor_model_parallel_size=2, num_layers=4)}, path)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("legacy")
+    hf = str(root / "hf")
+    write_random_hf_checkpoint(hf, tiny_qwen2_config(num_hidden_layers=4), torch.float32, seed=4)
+    ours = str(root / "ours")
+    hf_to_mcore(hf, ours, tp=2, pp=2, num_layer_list=[1, 3], quiet=True)
+    return {"hf": hf, "ours": ours, "legacy": as_mindspeed_llm(ours, str(root / "legacy"))}
+
+
+def test_layout_is_inferred_and_tensors_match(ckpts):
+    with pytest.raises(CheckpointError, match="MindSpeed-LLM.*HF config is given"):
+        mc.read_meta(ckpts["legacy"])
+    ours, inferred = mc.read_meta(ckpts["ours"]), mc.read_meta(ckpts["legacy"], ckpts["hf"])
+    for key in ("tp", "pp", "num_layer_list", "padded_vocab_size", "params_dtype", "architecture"):
+        assert inferred[key] == ours[key], key
+    assert inferred["num_layer_list"] == [1, 3]
+    for tp_rank in range(2):
+        for pp_rank in range(2):
+            a, _ = mc.load_rank_state_dict(ckpts["ours"], tp_rank, pp_rank)
+            b, _ = mc.load_rank_state_dict(ckpts["legacy"], tp_rank, pp_rank, hf_config=ckpts["hf"])
+            assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_release_tracker(ckpts, tmp_path):
+    legacy = shutil.copytree(ckpts["legacy"], tmp_path / "rel")
+    os.rename(legacy / "iter_0000001", legacy / "release")
+    (legacy / mc.TRACKER).write_text("release")
+    assert mc.read_meta(str(legacy), ckpts["hf"])["iteration"] == "release"
+    sd, _ = mc.load_rank_state_dict(str(legacy), 1, 1, hf_config=ckpts["hf"])
+    assert "output_layer.weight" in sd
+
+
+def _log_probs_world(rank, world_size, hf_dir, load):
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine"))
+    import engine_ranks as R
+
+    from mindspeed_rl.engine import MegatronEngine
+
+    engine = MegatronEngine(hf_dir, R.engine_config(2, 2, forward_only=True, num_layer_list=[1, 3]), load=load)
+    batch = R.make_batch(250)
+    out = engine.compute_log_probs({k: batch[k] for k in ("input_ids", "attention_mask", "response_mask")})
+    return out["log_probs"] if engine.is_last_stage and engine.tp_rank == 0 else None
+
+
+@pytest.mark.dist
+@pytest.mark.slow
+def test_engine_log_probs_equal_the_original(ckpts):
+    from mindspeed_rl.testing import run_distributed
+
+    ours = [r for r in run_distributed(_log_probs_world, 4, ckpts["hf"], ckpts["ours"]) if r is not None]
+    legacy = [r for r in run_distributed(_log_probs_world, 4, ckpts["hf"], ckpts["legacy"]) if r is not None]
+    assert len(ours) == len(legacy) == 1 and ours[0].abs().sum() > 0
+    assert torch.equal(ours[0], legacy[0])
