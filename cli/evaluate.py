@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from mindspeed_rl.config.structured import field_docs  # noqa: E402
 from mindspeed_rl.evaluation.config import EvalConfig  # noqa: E402
-from mindspeed_rl.utils.cli import config_arg_parser, run_cli  # noqa: E402
+from mindspeed_rl.config.cli import config_arg_parser, run_cli  # noqa: E402
 
 EVAL_CONFIG_DIR = ROOT / "configs" / "eval"
 

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mindspeed_rl.config.schema import GRPOConfig  # noqa: E402
 from mindspeed_rl.config.structured import field_docs  # noqa: E402
-from mindspeed_rl.utils.cli import config_arg_parser, run_cli  # noqa: E402
+from mindspeed_rl.config.cli import config_arg_parser, run_cli  # noqa: E402
 
 
 def _epilog() -> str:

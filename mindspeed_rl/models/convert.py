@@ -33,7 +33,7 @@ from mindspeed_rl.utils.fs import atomic_dir, check_output_dir, remove_stale_tem
 # so each chunk is its own mapping and goes back to the OS when freed instead of staying in the heap.
 CHUNK_BYTES = 48 * 2**20
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
-DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
+DTYPE_NAMES = mc.DTYPE_NAMES
 
 
 def _progress(total: int, desc: str, quiet: bool):

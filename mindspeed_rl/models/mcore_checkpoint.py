@@ -54,6 +54,8 @@ CHECKPOINT_VERSION = 3.0
 RANK_FILE = "model_optim_rng.pt"
 
 
+# The names convert_meta.json gives parameter dtypes (written by the converter, read back here).
+DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 RELEASE = "release"  # Megatron's tracker text (and directory) for a converted, iteration-less checkpoint
 
 
@@ -147,7 +149,6 @@ def infer_legacy_meta(root: str, hf_config) -> dict:
     if padded is None:
         raise CheckpointError(f"{root}: no embedding.word_embeddings.weight on the first stage")
     bridge = get_bridge(hf_config)  # a transformers config, dict or HF directory
-    from mindspeed_rl.models.convert import DTYPE_NAMES
 
     return {"format": "megatron-legacy", "architecture": type(bridge).architectures[0], "tp": tp, "pp": pp,
             "num_layer_list": counts, "padded_vocab_size": padded, "params_dtype": DTYPE_NAMES.get(dtype, str(dtype)),
