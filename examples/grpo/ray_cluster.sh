@@ -13,6 +13,16 @@
 #   RAY_PORT (6344), RAY_STOP=all|own (all: `ray stop --force` before and after, as on a dedicated
 #                 node; own: only the Ray processes this script started, for shared machines)
 #   JOIN_TIMEOUT  seconds a worker node waits for the head (600); WAIT_TIMEOUT for devices (1800)
+#   RAY_START_ATTEMPTS  times `ray start` is tried on a node before giving up (3)
+#   REJOIN_WINDOW seconds a worker node whose Ray ended waits for the head to come back (60)
+# Ray's start-up limits are raised for busy nodes (each can be overridden by exporting it first):
+#   RAY_worker_register_timeout_seconds (Ray: 60), RAY_health_check_timeout_ms / _period_ms /
+#   _failure_threshold (Ray: 10 s / 3 s / 5), RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S (Ray: 30; 0: no
+#   Serve traffic to drain, stop at once), RAY_gcs_server_port_wait_time_s (Ray: 30),
+#   RAY_agent_register_timeout_ms. The 30 s `ray start` gives its raylet to register is fixed in
+#   Ray 2.60's code (ray/_private/node.py); on a loaded node the raylet misses it while its Python
+#   dashboard agent starts (raylet.out: "Timed out waiting for file .../metrics_agent_port_*"),
+#   hence the retries.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"  # before any python: the package is imported from this checkout
@@ -84,6 +94,18 @@ export CUDA_DEVICE_MAX_CONNECTIONS="${CUDA_DEVICE_MAX_CONNECTIONS:-1}"
 # then need the same token. Off by default here (a private training network); to use it, export
 # RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (the same value) on every node.
 export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
+# A worker process on a loaded node can take minutes to start; Ray's defaults fail it (and the actor) at 60 s
+export RAY_worker_register_timeout_seconds="${RAY_worker_register_timeout_seconds:-600}"
+# a raylet starved of CPU for a minute is not a dead node
+export RAY_health_check_timeout_ms="${RAY_health_check_timeout_ms:-30000}"
+export RAY_health_check_period_ms="${RAY_health_check_period_ms:-5000}"
+export RAY_health_check_failure_threshold="${RAY_health_check_failure_threshold:-12}"
+export RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="${RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S:-0}"
+# the head's GCS port file (Ray: 30 s) and the raylet's wait for its agents' ports, where Ray honours it
+export RAY_gcs_server_port_wait_time_s="${RAY_gcs_server_port_wait_time_s:-120}"
+export RAY_agent_register_timeout_ms="${RAY_agent_register_timeout_ms:-120000}"
+RAY_START_ATTEMPTS="${RAY_START_ATTEMPTS:-3}"
+REJOIN_WINDOW="${REJOIN_WINDOW:-60}"
 TOTAL=$((NNODES * DEVICES_PER_NODE))
 HEAD="${MASTER_ADDR}:${RAY_PORT}"
 
@@ -113,24 +135,32 @@ wait_for_port() {  # host port timeout_s
 if [[ "$RAY_STOP" == all ]]; then ray stop --force >/dev/null 2>&1 || true; fi
 if [[ "$NODE_RANK" == 0 ]]; then
   WAIT_COUNT=$TOTAL; [[ "$DEVICE" == CPU ]] && WAIT_COUNT=$((NNODES * (DEVICES_PER_NODE + 1)))
-  # `ray start` gives its raylet 30 s to register; on a busy head it can give up: start again
-  for attempt in $(seq 1 "${RAY_START_ATTEMPTS:-3}"); do
+  # `ray start` gives its raylet 30 s to register (fixed in Ray); on a busy head it can give up: start again
+  for attempt in $(seq 1 "$RAY_START_ATTEMPTS"); do
     ray start --head "${IP_ARGS[@]}" --port="$RAY_PORT" --include-dashboard=false \
       --dashboard-port="$DASHBOARD_PORT" "${RES_ARGS[@]}" --block &
     RAY_PID=$!
     wait_for_port "$MASTER_ADDR" "$RAY_PORT" 120 || true
     echo "waiting for ${TOTAL} ${DEVICE}s across ${NNODES} node(s)..."
-    if RAY_ADDRESS="$HEAD" timeout "$WAIT_TIMEOUT" python3 - "$DEVICE" "$WAIT_COUNT" "$NNODES" "$WAIT_TIMEOUT" <<'PY'
+    RAY_ADDRESS="$HEAD" timeout "$WAIT_TIMEOUT" python3 - "$DEVICE" "$WAIT_COUNT" "$NNODES" "$WAIT_TIMEOUT" <<'PY' &
 import sys, ray
 from mindspeed_rl.workers.placement import wait_for_resources
 ray.init(logging_level="ERROR")
 wait_for_resources(sys.argv[1], float(sys.argv[2]), timeout_s=float(sys.argv[4]), poll_s=1.0)
 print(f"cluster ready: {ray.cluster_resources().get(sys.argv[1], 0):g} {sys.argv[1]}s on {len(ray.nodes())} node(s)")
 PY
-    then break; fi
-    kill -TERM "$RAY_PID" 2>/dev/null || true; wait "$RAY_PID" 2>/dev/null || true; RAY_PID=""
-    (( attempt < ${RAY_START_ATTEMPTS:-3} )) || { echo "Ray head did not come up" >&2; exit 1; }
+    WAITER=$!
+    # a head whose `ray start` gave up is retried at once, not after the waiter's timeout
+    while kill -0 "$WAITER" 2>/dev/null && kill -0 "$RAY_PID" 2>/dev/null; do sleep 1; done
+    if kill -0 "$RAY_PID" 2>/dev/null; then
+      wait "$WAITER" && break
+      echo "the cluster did not reach ${TOTAL} ${DEVICE}s within WAIT_TIMEOUT=${WAIT_TIMEOUT}s" >&2; exit 1
+    fi
+    kill -TERM "$WAITER" 2>/dev/null || true; wait "$WAITER" 2>/dev/null || true
+    wait "$RAY_PID" 2>/dev/null || true; RAY_PID=""
+    (( attempt < RAY_START_ATTEMPTS )) || { echo "Ray head did not come up after ${attempt} attempt(s)" >&2; exit 1; }
     echo "Ray head failed to start (attempt ${attempt}); starting it again"
+    sleep $((5 * attempt))  # let a busy node settle
   done
   mkdir -p logs
   set +e  # the exit status is the trainer's (PIPESTATUS), and Ray is stopped by the trap either way
@@ -140,12 +170,18 @@ PY
   set -e
   exit "$status"
 else
-  # join once the head is up, and stay until the head goes away (training over)
-  wait_for_port "$MASTER_ADDR" "$RAY_PORT" "$JOIN_TIMEOUT"
-  ray start --address="$HEAD" "${IP_ARGS[@]}" "${RES_ARGS[@]}" --block &
-  RAY_PID=$!
-  set +e
-  wait "$RAY_PID"
-  RAY_PID=""
-  exit 0
+  # join once the head is up, and stay until the head goes away (training over). When this node's
+  # Ray ends and the head is back (or still there) within REJOIN_WINDOW seconds, this node gave up
+  # starting (busy node) or the head was restarted after a failed start: join again.
+  for attempt in $(seq 1 "$RAY_START_ATTEMPTS"); do
+    wait_for_port "$MASTER_ADDR" "$RAY_PORT" "$JOIN_TIMEOUT"
+    ray start --address="$HEAD" "${IP_ARGS[@]}" "${RES_ARGS[@]}" --block &
+    RAY_PID=$!
+    wait "$RAY_PID" || true
+    RAY_PID=""
+    wait_for_port "$MASTER_ADDR" "$RAY_PORT" "$REJOIN_WINDOW" 2>/dev/null || exit 0
+    echo "Ray on node ${NODE_RANK} ended while the head is up (attempt ${attempt}); joining again"
+  done
+  echo "node ${NODE_RANK} could not stay in the cluster after ${RAY_START_ATTEMPTS} attempt(s)" >&2
+  exit 1
 fi

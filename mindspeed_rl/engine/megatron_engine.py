@@ -143,7 +143,7 @@ class MegatronEngine:
         use_te = c.use_te if c.use_te is not None else _te_available()
         model = GPTModel(
             tcfg,
-            self.bridge.layer_spec(use_te=use_te),
+            self.bridge.layer_spec(use_te=use_te, config=tcfg),
             **self.bridge.gpt_model_kwargs(self.tp_size, padded_vocab=self.padded_vocab),
             pre_process=self.layout.is_first_stage,
             post_process=self.is_last_stage,

@@ -300,14 +300,21 @@ class GPTBridge:
         kwargs.update(overrides)
         return tc.TransformerConfig(**kwargs)
 
-    def layer_spec(self, use_te: bool = False):
-        """megatron-core layer spec: local (pure torch, CPU) or Transformer Engine (GPU)."""
+    def layer_spec(self, use_te: bool = False, config=None):
+        """megatron-core layer spec: local (pure torch, CPU) or Transformer Engine (GPU). Given a
+        ``config`` with sequence parallelism, the local spec comes as a block spec whose norms
+        support it (megatron-core's torch norm refuses it)."""
         from mindspeed_rl.utils.imports import require
 
         specs = require("megatron.core.models.gpt.gpt_layer_specs", purpose="building a Megatron layer spec")
         if use_te:
             return specs.get_gpt_layer_with_transformer_engine_spec()
-        return specs.get_gpt_layer_local_spec(normalization="RMSNorm")
+        spec = specs.get_gpt_layer_local_spec(normalization="RMSNorm")
+        if config is not None and config.sequence_parallel:
+            from mindspeed_rl.models.sequence_parallel_norm import local_spec_for_sequence_parallel
+
+            return local_spec_for_sequence_parallel(spec, config)
+        return spec
 
     def gpt_model_kwargs(self, tp: int = 1, make_vocab_size_divisible_by: int = 128,
                          padded_vocab: Optional[int] = None) -> dict[str, Any]:

@@ -8,9 +8,16 @@
   fp32 main params when params are bf16/fp16), sharded over DP with the distributed optimizer;
 * the colocated reference's parameters;
 * activations kept for backward at the configured micro-batch and sequence length: every layer's
-  saved tensors, or with full recompute each layer's input plus one layer's saved tensors;
+  saved tensors, or with full recompute each layer's input plus one layer's saved tensors, and
+  Megatron's persistent attention-score buffer (local attention); for the forward-only log-prob
+  passes, one layer's working set;
 * logits of one micro-batch on the last stage (fp32, vocab-parallel, with the copies the
-  log-prob and entropy computation makes);
+  log-prob and entropy computation makes, at the response positions).
+
+The activation and logit terms are what megatron-core 0.16's local spec and this engine keep,
+measured tensor by tensor on CPU (``mindspeed_rl.planning.measure``, checked in
+tests/planning/test_plan_calibration.py); ``use_flash_attn``, ``use_fused_rmsnorm``,
+``use_fused_swiglu`` and sequence parallelism switch the terms those kernels change.
 * the rollout engine: vLLM takes ``gpu_memory_utilization`` of the device's memory while awake
   (its weights, at inference TP, and the KV cache fill that share); the HF backend its weights.
 
@@ -26,9 +33,6 @@ from dataclasses import dataclass, field
 
 GB = 1e9
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "float32": 4, "bfloat16": 2, "float16": 2}
-# fp32 copies of one micro-batch's [b, s, vocab/tp] logits alive at the peak of the loss: the logits,
-# the shifted/exponentiated copy of the vocab-parallel log-softmax and its gradient.
-LOGIT_COPIES = 3
 
 
 @dataclass
@@ -112,20 +116,80 @@ def param_counts(m, tp: int, vocab_pad: int) -> ParamCounts:
     return ParamCounts(embedding=emb, output_layer=emb, per_layer=per_layer, final_norm=h)
 
 
-def layer_activation_bytes(m, tp: int, tokens: int, seq: int, micro_batch: int, e: int) -> float:
-    """Bytes one transformer layer keeps for backward (Megatron local spec, unfused attention):
-    norm inputs, linear inputs, q/k/v, the softmax output [b, heads, s, s], the SwiGLU input."""
+@dataclass(frozen=True)
+class Kernels:
+    """Which kernels the engine runs, as far as they change what is kept for backward."""
+
+    flash_attention: bool = False  # False: Megatron's local (unfused) attention, as on CPU
+    fused_rmsnorm: bool = False  # False: torch RMSNorm (keeps input, normalised input, output)
+    fused_swiglu: bool = False  # False: chunk + silu + mul (keeps 2 ffn-wide temporaries besides fc1's output)
+    sequence_parallel: bool = False  # norms and residual sharded over TP
+
+
+def norm_saved_bytes(e: int, k: Kernels) -> float:
+    """Bytes per hidden element one RMSNorm keeps for backward. torch's norm computes in fp32: it
+    keeps the fp32 input (the input itself in fp32, an upcast copy otherwise), the fp32 normalised
+    input and the output in the compute dtype (the next linear's input). Fused: input and output."""
+    return 2 * e if k.fused_rmsnorm else 2 * 4 + e
+
+
+def probs_bytes(e: int) -> float:
+    """Bytes per score element local attention keeps: the softmax output in fp32
+    (attention_softmax_in_fp32) and, in bf16/fp16, its copy in the compute dtype for the PV matmul."""
+    return 4 + (e if e != 4 else 0)
+
+
+def layer_activation_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels = Kernels()) -> float:
+    """Bytes one transformer layer keeps for backward, as measured on megatron-core 0.16 (local
+    spec) with torch's saved-tensor hooks: what each of the two norms keeps (``norm_saved_bytes``);
+    q, k and v as attention reads them (local attention repeats k/v to every head; flash keeps the
+    query groups), the attention output, the softmax probabilities [b, heads/tp, s, s] (local
+    attention only, ``probs_bytes``); fc1's output (gate|up), and with the unfused SwiGLU
+    silu(gate), the product and one more ffn-wide copy."""
     h, heads, groups, ffn = m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size
-    head_dim = h // heads
-    per_token = (
-        2 * h  # input RMSNorm: input + output (QKV input)
-        + (h + 2 * groups * head_dim) / tp  # q, k, v after RoPE
-        + h / tp  # attention output (o-proj input)
-        + 2 * h  # pre-MLP RMSNorm: input + output (fc1 input)
-        + 3 * ffn / tp  # fc1 output (gate|up) and SwiGLU output (fc2 input)
-    ) * e
-    scores = micro_batch * heads / tp * seq * seq * e  # softmax probabilities
-    return per_token * tokens + scores
+    kv = 2 * groups * (h // heads)
+    h_sp = h / tp if k.sequence_parallel else h
+    norms = 2 * norm_saved_bytes(e, k) * h_sp
+    attention = ((2 * h + kv) if k.flash_attention else 4 * h) / tp * e  # q, k, v and the output
+    mlp = (3 if k.fused_swiglu else 5) * ffn / tp * e
+    probs = 0.0 if k.flash_attention else heads / tp * tokens * seq * probs_bytes(e)
+    return (norms + attention + mlp) * tokens + probs
+
+
+def forward_working_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels = Kernels()) -> float:
+    """Peak bytes of one layer's forward without autograd (log-prob passes): at the local attention,
+    the raw scores, their fp32 copy (bf16/fp16) and the fp32 probabilities [b, heads/tp, s, s] plus
+    the layer's token tensors (residual, norm output, QKV output and rotated q/k, repeated k/v,
+    attention output and its copy); at the MLP, fc1's output and the SwiGLU temporaries. Megatron's
+    persistent score buffer is counted apart (``attention_buffer_bytes``)."""
+    h, heads, groups, ffn = m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size
+    kv = 2 * groups * (h // heads)
+    h_sp = h / tp if k.sequence_parallel else h
+    attn_tokens = 2 * h_sp + 2 * (h + kv) / tp + (kv if k.flash_attention else 2 * h) / tp + 2 * h / tp
+    scores = 0.0 if k.flash_attention else heads / tp * tokens * seq * (e + (4 if e != 4 else 0) + 4)
+    attention = attn_tokens * tokens * e + scores
+    mlp = (2 * h_sp + (3 if k.fused_swiglu else 4) * ffn / tp) * tokens * e
+    return max(attention, mlp)
+
+
+def attention_buffer_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels = Kernels()) -> float:
+    """Megatron's local attention takes its [b*heads/tp, s, s] score tensor from a global buffer that
+    stays allocated after the first forward."""
+    return 0.0 if k.flash_attention else m.num_attention_heads / tp * tokens * seq * e
+
+
+def update_logits_bytes(vocab_local: int, tokens: int, response_tokens: int) -> float:
+    """The loss's fp32 logits at the peak of backward: the [b, s, vocab/tp] logits (kept by the
+    gather of the response positions) and 6 copies at the response positions (gathered logits, the
+    vocab-parallel log-softmax and entropy temporaries and their gradients)."""
+    return 4.0 * vocab_local * (tokens + 6 * response_tokens)
+
+
+def forward_logits_bytes(vocab_local: int, tokens: int, response_tokens: int, e: int) -> float:
+    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype
+    and their fp32 [b, s, vocab/tp] copy, or the fp32 logits with the gathered response logits and
+    two log-softmax temporaries, whichever is larger."""
+    return vocab_local * max(tokens * (e + max(e, 4)), 4.0 * (tokens + 3 * response_tokens))
 
 
 def plan_memory(cfg) -> MemoryPlan:
@@ -148,19 +212,33 @@ def plan_memory(cfg) -> MemoryPlan:
     optimizer = n_params * opt_per_param / (dp if a.use_distributed_optimizer else 1)
     ref_params = n_params * DTYPE_BYTES[r.params_dtype] if rl.colocate_actor_ref else 0.0
 
-    seq, mbs = mt.seq_length, a.micro_batch_size
-    tokens = seq * mbs
-    one_layer = layer_activation_bytes(m, tp, tokens, seq, mbs, e)
+    seq = mt.seq_length
+    response = min(gen.sampling_config.max_tokens, seq)
+    kernels = Kernels(flash_attention=mt.use_flash_attn, fused_rmsnorm=mt.use_fused_rmsnorm,
+                      fused_swiglu=mt.use_fused_swiglu, sequence_parallel=a.sequence_parallel and tp > 1)
+    # tokens of one micro-batch: rows x seq, or the token budget (dynamic batch size)
+    tokens = a.max_tokens_per_micro_batch or seq * a.micro_batch_size
+    one_layer = layer_activation_bytes(m, tp, tokens, seq, e, kernels)
+    h_sp = m.hidden_size / tp if kernels.sequence_parallel else m.hidden_size
+    final_norm = norm_saved_bytes(e, kernels) * h_sp * tokens
     if a.recompute_activations:
-        acts = stage_layers * tokens * m.hidden_size * e + one_layer
+        acts = stage_layers * tokens * h_sp * e + one_layer  # each layer's input, one layer recomputed
     else:
         acts = stage_layers * one_layer
+    acts += final_norm
     # in flight: with PP, stage 0 holds up to pp micro-batches' activations (1F1B warm-up)
-    acts *= min(pp, max(1, mt.global_batch_size * rl.n_samples_per_prompt // (dp * mbs))) if pp > 1 else 1
-    logits = LOGIT_COPIES * tokens * vpad / tp * 4
-    fwd_tokens = seq * r.micro_batch_size
-    fwd_act = layer_activation_bytes(m, tp, fwd_tokens, seq, r.micro_batch_size, DTYPE_BYTES[r.params_dtype])
-    fwd_logits = LOGIT_COPIES * fwd_tokens * vpad / tp * 4
+    n_micro = max(1, mt.global_batch_size * rl.n_samples_per_prompt // (dp * a.micro_batch_size))
+    acts *= min(pp, n_micro) if pp > 1 else 1
+    acts += attention_buffer_bytes(m, tp, tokens, seq, e, kernels)
+    vocab_local = vpad // tp
+    logits = update_logits_bytes(vocab_local, tokens, tokens * response // seq)
+    fwd_tokens = r.log_prob_max_tokens_per_micro_batch or seq * r.micro_batch_size
+    fe = DTYPE_BYTES[r.params_dtype]
+    # without autograd a layer's temporaries and the logits are not alive together: the larger counts
+    fwd_layer = forward_working_bytes(m, tp, fwd_tokens, seq, fe, kernels)
+    fwd_logits = forward_logits_bytes(vocab_local, fwd_tokens, fwd_tokens * response // seq, fe)
+    fwd_act = attention_buffer_bytes(m, tp, fwd_tokens, seq, fe, kernels) + (fwd_layer if fwd_layer > fwd_logits else 0.0)
+    fwd_logits = fwd_logits if fwd_logits >= fwd_layer else 0.0
 
     full_params = (m.num_layers * counts.per_layer * tp + counts.embedding * tp
                    + (0 if m.tie_word_embeddings else counts.output_layer * tp))

@@ -211,6 +211,15 @@ def main() -> int:
     parser.add_argument("--checks", nargs="*", default=None)
     args = parser.parse_args()
     names = args.checks or (CHECKS if args.platform == "cuda" else CPU_CHECKS)
+    import torch
+
+    if args.platform == "cuda" and not torch.cuda.is_available():
+        # no device (or a CPU-only torch): say so and stop, instead of failing every check on it
+        reason = f"no CUDA device visible to torch {torch.__version__}"
+        with open(args.out, "w", encoding="utf-8") as f:
+            json.dump({"platform": "cuda", "all_passed": None, "skipped": reason, "checks": {}}, f, indent=1)
+        print(f"SKIPPED: {reason}; nothing was checked (results: {args.out})")
+        return 0
     results = {}
     for name in names:
         start = time.perf_counter()

@@ -56,27 +56,29 @@ def micro_batching(spec) -> dict:
     return {"micro_batch_size": spec}
 
 
-def layout_world(rank, world_size, hf_dir, mg_dir, tp, pp, micro_batch_sizes, use_distributed_optimizer=False):
+def layout_world(rank, world_size, hf_dir, mg_dir, tp, pp, micro_batch_sizes, use_distributed_optimizer=False,
+                 sequence_parallel=False):
     """Reference log-probs/entropy and HF export of the loaded weights, then one GRPO update
     (2 mini-batches) per micro-batching spec (``micro_batching``); returns the full-batch log-probs
-    (also under each token budget) and the updated weights."""
+    (also under each token budget) and the updated weights. ``sequence_parallel`` goes to every engine."""
     from mindspeed_rl.engine import MegatronEngine
 
     vocab = engine_ranks.model_config()["vocab_size"]
     batch = engine_ranks.make_batch(vocab)
-    ref = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp, forward_only=True), load=mg_dir)
+    ref = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp, forward_only=True, sequence_parallel=sequence_parallel), load=mg_dir)
     local, out = grpo_inputs(ref, batch)
     result = {"log_probs": _all_rows(out["log_probs"], ref), "entropy": _all_rows(out["entropy"], ref),
               "loaded": engine_ranks.hf_weights(ref), "updates": {}, "budget_log_probs": {}}
     for spec in micro_batch_sizes:
         if isinstance(spec, str):
-            budget_ref = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp, forward_only=True, **micro_batching(spec)),
+            budget_ref = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp, forward_only=True, sequence_parallel=sequence_parallel,
+                                                                **micro_batching(spec)),
                                         load=mg_dir)
             lp = budget_ref.infer_batch({k: local[k] for k in ("input_ids", "attention_mask", "response_mask")},
                                               with_entropy=True)
             result["budget_log_probs"][spec] = {k: _all_rows(v, budget_ref) for k, v in lp.items()}
         actor = MegatronEngine(hf_dir, engine_ranks.engine_config(tp, pp, use_distributed_optimizer=use_distributed_optimizer,
-                                                        **micro_batching(spec)),
+                                                        sequence_parallel=sequence_parallel, **micro_batching(spec)),
                                load=mg_dir)
         metrics = actor.train_batch(local, grpo_loss(engine_ranks.loss_config()), num_mini_batches=2)
         result["updates"][spec] = {"metrics": metrics, "weights": engine_ranks.hf_weights(actor)}

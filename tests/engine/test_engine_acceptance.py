@@ -6,7 +6,8 @@
   same parameters and grad norm at TP1, TP2, PP2, DP2 (+ distributed optimizer), TP2xPP2 and
   with 1, 2 and 4 micro-batches, and with token-budget micro-batches (dynamic batch size, each
   micro-batch its own shape; PP uses Megatron's variable_seq_lengths) at TP1/TP2/PP2/DP2, whose
-  log-probs also equal transformers';
+  log-probs also equal transformers'; and at TP2 with sequence parallelism (lengths padded to a
+  multiple of TP, odd ones included);
 * on-policy first step: ratio exactly 1 (ppo_kl 0, pg_clipfrac 0, old log-probs unused), and the
   gradient equals a plain transformers computation of the same loss (absolute loss scale);
 * SFT step: loss and gradient equal transformers' token-mean NLL;
@@ -61,7 +62,10 @@ LAYOUTS = {
     "pp2": (1, 2, 2, [1, "tok24"], False),
     "dp2": (1, 1, 2, [1, "tok24"], True),
     "tp2pp2": (2, 2, 4, [2], False),
+    # sequence parallelism: sequences split over the 2 TP ranks, so rows are padded to even lengths
+    "tp2sp": (2, 1, 2, [2, "tok24"], False),
 }
+SEQUENCE_PARALLEL = {"tp2sp"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +77,7 @@ def _run_layout(ckpts, name, layout_results):
     if name not in layout_results:
         tp, pp, world, mbs, dist_opt = LAYOUTS[name]
         results = run_distributed(W.layout_world, world, ckpts["hf"], ckpts["mg"][(tp, pp)], tp, pp, mbs, dist_opt,
-                                  timeout=TIMEOUT)
+                                  name in SEQUENCE_PARALLEL, timeout=TIMEOUT)
         layout_results[name] = results[0]
     return layout_results[name]
 
@@ -104,16 +108,34 @@ def test_layout_log_probs_export_and_update_invariance(ckpts, hf_reference, layo
     base = _run_layout(ckpts, "tp1", layout_results)["updates"][4]
     for mbs, upd in res["updates"].items():
         m, bm = upd["metrics"], base["metrics"]
+        # Sequence parallelism: metrics against TP1, parameters against TP2 at the same micro-batching
+        # (the TP2 layout is itself held to TP1 below). Layer 1's k_proj.bias has an exactly zero
+        # gradient (softmax ignores a shift shared by all keys), so its update is roundoff that Adam
+        # scales up: 0.9-1.13e-5 from TP1 for both TP2 and TP2+SP, at this test's 1e-5 edge.
+        weights_base = _run_layout(ckpts, "tp2", layout_results)["updates"][mbs] if name in SEQUENCE_PARALLEL else base
         assert m["num_optimizer_steps"] == 2
         for key in ("pg_loss", "pg_clipfrac", "ppo_kl", "kl_loss", "entropy", "grad_norm"):
             assert m[key] == pytest.approx(bm[key], rel=1e-5, abs=1e-7), f"{name} mbs={mbs}: {key}"
         assert 0 < m["pg_clipfrac"] < 1 and m["ppo_kl"] != 0  # off-policy: the clip is active
         moved = 0.0
         for k, w in upd["weights"].items():
-            ref = base["weights"][k]
+            ref = weights_base["weights"][k]
             assert _rel(w, ref) <= 1e-5, f"{name} mbs={mbs}: {k} rel diff {_rel(w, ref):.3g}"
             moved = max(moved, _rel(w, hf_reference["state"][k]))
         assert moved > 1e-4, "the update did not move the parameters"
+
+
+def test_sequence_parallel_sees_lengths_that_are_not_a_multiple_of_tp():
+    # the premise of "tp2sp": its token-budget log-prob pass (TP2 x DP1, all 8 rows) has a micro-batch
+    # whose longest row is odd, which the engine pads to a multiple of TP for sequence parallelism
+    from mindspeed_rl.engine.batch import split_by_token_budget
+
+    batch = R.make_batch(R.model_config()["vocab_size"])
+    batch = {k: batch[k] for k in ("input_ids", "attention_mask", "response_mask")}
+    budget = W.micro_batching("tok24")["log_prob_max_tokens_per_micro_batch"]
+    widths = [mb["input_ids"].shape[1] for mb in split_by_token_budget(batch, budget)[0]]
+    assert any(w % 2 for w in widths), widths
+    assert all(mb["input_ids"].shape[1] % 2 == 0 for mb in split_by_token_budget(batch, budget, 2)[0])
 
 
 def _hf_token_log_probs(model, batch):

@@ -1,58 +1,50 @@
-"""Measured peak memory of one actor engine on CPU (peak resident set over the baseline), for the plan check."""
+"""The --dry-run plan against the measured tensor memory of one actor engine on CPU, phase by phase.
+
+    python tools/planning/measure_engine_memory.py                  # grpo_tiny_cpu's shape (~30 s)
+    python tools/planning/measure_engine_memory.py --shape qwen25_0.5b [key=value ...]
+
+Measured: CPU tensor bytes from the torch profiler's allocation events (mindspeed_rl.planning.measure),
+not the process RSS (whose torch/megatron runtime baseline is hundreds of MB). The 0.5B shape needs
+about 12 GB of RAM at the defaults below (fp32, seq 256, micro-batch 2) and a few minutes.
+"""
 from __future__ import annotations
 
-import torch
+import argparse
+import os
+import sys
+import time
 
-from mindspeed_rl.algorithms import grpo_loss
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-
-def measured_update_peak(rank, world_size, model: dict, seq: int, micro_batch: int, n_rows: int, recompute: bool):
-    """Peak resident bytes over the process's baseline, from before the engine is built to after
-    one update (one rank, TP1; the rank is a fresh process, so its peak is this run's)."""
-    import resource
-
-    import psutil
-
-    from mindspeed_rl.algorithms import PolicyLossConfig
-    from mindspeed_rl.engine import MegatronEngine, MegatronEngineConfig
-    from mindspeed_rl.platform import current_platform
-
-    current_platform().apply_megatron_adaptor()
-    g = torch.Generator().manual_seed(0)
-    r = seq // 2
-    batch = {"input_ids": torch.randint(2, model["vocab_size"], (n_rows, seq), generator=g),
-             "attention_mask": torch.ones(n_rows, seq, dtype=torch.long),
-             "response_mask": torch.ones(n_rows, r, dtype=torch.long), "advantages": torch.randn(n_rows, r, generator=g)}
-    cfg = MegatronEngineConfig(micro_batch_size=micro_batch, params_dtype="fp32", use_distributed_optimizer=False,
-                               recompute_activations=recompute, make_vocab_size_divisible_by=128)
-    base = psutil.Process().memory_info().rss
-    engine = MegatronEngine(model, cfg)
-    engine.train_batch(batch, grpo_loss(PolicyLossConfig(use_kl_loss=False, entropy_coeff=0.0)))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    del engine
-    return peak - base
+SHAPES = {
+    "tiny": [],  # grpo_tiny_cpu as shipped: seq 256, micro-batch 16, responses of 64
+    # Qwen2.5-0.5B's architecture (tied embeddings, GQA 14/2), a short sequence for a CPU box
+    "qwen25_0.5b": ["model.hidden_size=896", "model.num_layers=24", "model.num_attention_heads=14",
+                    "model.num_query_groups=2", "model.ffn_hidden_size=4864", "model.vocab_size=151936",
+                    "model.max_position_embeddings=32768", "model.rope_theta=1000000.0",
+                    "megatron_training.seq_length=256", "megatron_training.max_prompt_length=128",
+                    "generate_config.max_model_len=256", "generate_config.sampling_config.max_tokens=128",
+                    "actor_config.micro_batch_size=2", "ref_config.micro_batch_size=2"],
+}
 
 
 def main() -> None:
-    """``python tools/planning/measure_engine_memory.py``: the tiny shape of grpo_tiny_cpu (seq 256,
-    micro-batch 16), measured vs the --dry-run plan's update phase (actor only)."""
-    import os
-    import sys
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides of grpo_tiny_cpu")
+    args = parser.parse_args()
 
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from mindspeed_rl.config import load_config
-    from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config
-    from mindspeed_rl.planning import plan_memory
-    from mindspeed_rl.testing.distributed import run_distributed
+    from mindspeed_rl.planning.measure import plan_vs_measured
 
-    model = tiny_qwen2_config(num_hidden_layers=2, hidden_size=128, intermediate_size=256, vocab_size=512,
-                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                              tie_word_embeddings=True)
-    measured = run_distributed(measured_update_peak, 1, model, 256, 16, 16, False, timeout=900)[0]
-    cfg = load_config("grpo_tiny_cpu", ["megatron_training.seq_length=256", "actor_config.micro_batch_size=16"])
-    update = next(p for p in plan_memory(cfg).phases if p.name == "update")
-    predicted = update.total - update.parts["reference params"]
-    print(f"measured {measured / 1e6:.1f} MB, planned {predicted / 1e6:.1f} MB ({100 * (predicted / measured - 1):+.0f}%)")
+    cfg = load_config("grpo_tiny_cpu", SHAPES[args.shape] + args.overrides)
+    start = time.monotonic()
+    rows = plan_vs_measured(cfg, timeout=3600)
+    print(f"{args.shape}: {cfg.actor_config.params_dtype}, seq {cfg.megatron_training.seq_length}, "
+          f"micro-batch {cfg.actor_config.micro_batch_size}, measured in {time.monotonic() - start:.0f} s")
+    for name, (planned, measured) in rows.items():
+        print(f"  {name:<30} planned {planned / 1e6:10.1f} MB  measured {measured / 1e6:10.1f} MB  "
+              f"({100 * (planned / measured - 1):+.1f}%)")
 
 
 if __name__ == "__main__":
