@@ -65,17 +65,13 @@ def test_release_tracker(ckpts, tmp_path):
 
 
 def _log_probs_world(rank, world_size, hf_dir, load):
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "engine"))
-    import engine_ranks as R
-
     from mindspeed_rl.engine import MegatronEngine
+    from tests.engine import engine_ranks
 
-    engine = MegatronEngine(hf_dir, R.engine_config(2, 2, forward_only=True, num_layer_list=[1, 3]), load=load)
-    batch = R.make_batch(250)
-    out = engine.compute_log_probs({k: batch[k] for k in ("input_ids", "attention_mask", "response_mask")})
-    return out["log_probs"] if engine.is_last_stage and engine.tp_rank == 0 else None
+    engine = MegatronEngine(hf_dir, engine_ranks.engine_config(2, 2, forward_only=True, num_layer_list=[1, 3]), load=load)
+    batch = engine_ranks.make_batch(250)
+    out = engine.infer_batch({k: batch[k] for k in ("input_ids", "attention_mask", "response_mask")})
+    return out["log_probs"] if engine.layout.returns_outputs else None
 
 
 @pytest.mark.dist

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, ROOT
+from tests.paths import FIXTURES, ROOT
 from mindspeed_rl.config.errors import ConfigError
 from mindspeed_rl.data.mindspeed_dataset_config import translate
 

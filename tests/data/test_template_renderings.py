@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from conftest import FIXTURES
+from tests.paths import FIXTURES
 from mindspeed_rl.data.templates import load_template, load_templates
 from mindspeed_rl.evaluation.datasets import PACKAGED_DATA_DIR, PRESETS
 
