@@ -125,7 +125,7 @@ def plan_vs_measured(cfg, timeout: float = 900.0) -> dict[str, tuple[float, floa
     PP1, no distributed optimizer; one micro-batch of ``actor_config.micro_batch_size`` rows of
     ``seq_length`` tokens, the last ``sampling_config.max_tokens`` the response)."""
     from mindspeed_rl.planning.memory_plan import DTYPE_BYTES, plan_memory
-    from mindspeed_rl.testing.distributed import run_distributed
+    from mindspeed_rl.utils.rank_processes import run_distributed
 
     a, mt = cfg.actor_config, cfg.megatron_training
     if (a.tensor_model_parallel_size, a.pipeline_model_parallel_size, cfg.rl_config.actor_resource.num_devices) != (1, 1, 1):

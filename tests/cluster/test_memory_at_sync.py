@@ -2,7 +2,7 @@
 buffer is freed, not copied to host; training afterwards equals a never-offloaded twin bit for bit."""
 import pytest
 
-from mindspeed_rl.testing.distributed import run_distributed
+from mindspeed_rl.testing import run_distributed
 
 
 @pytest.mark.dist

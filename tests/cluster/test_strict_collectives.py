@@ -5,7 +5,7 @@ import torch
 
 from mindspeed_rl.engine.collectives import CollectiveDeviceError, served_device_types, strict_collectives
 from mindspeed_rl.platform.detect import PLATFORMS
-from mindspeed_rl.testing.distributed import run_distributed
+from mindspeed_rl.testing import run_distributed
 
 
 def test_served_devices_from_backend_strings():

@@ -1,5 +1,6 @@
 """Evaluation inputs without a model: dataset presets and files, vote keys, configs, CLI import weight."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -194,7 +195,7 @@ def test_validation_configs_from_run_config_dicts():
 def test_cli_evaluates_a_shipped_preset_with_no_data_flag_and_refuses_a_missing_model(tmp_path):
     """`cli/evaluate.py --model M --dataset math500` as the README shows it: the packaged MATH-500
     is read (no dataset.path, no MINDSPEED_RL_DATA_DIR); a model path that does not exist is named."""
-    from eval_testlib import save_tiny_qwen2
+    from tests.evaluation.eval_testlib import save_tiny_qwen2
 
     env = {k: v for k, v in os.environ.items() if k != "MINDSPEED_RL_DATA_DIR"}
     env["PYTHONPATH"] = str(ROOT)

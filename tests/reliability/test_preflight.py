@@ -252,7 +252,7 @@ def test_resume_check_reads_a_real_engine_checkpoint(tiny_world, tmp_path):
     """The layout the check expects is the one the engine writes: a real DP2 checkpoint passes,
     and truncating one of its shards is named."""
     pytest.importorskip("megatron.core")
-    from mindspeed_rl.testing.distributed import run_distributed
+    from mindspeed_rl.testing import run_distributed
     from mindspeed_rl.trainer.resume_check import checkpoint_problem
 
     from tests.reliability.engine_save_world import save_world
