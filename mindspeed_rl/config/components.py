@@ -3,8 +3,8 @@
 The engine and the loss have their own typed configs (``engine.MegatronEngineConfig``,
 ``algorithms.PolicyLossConfig``) and never read the run schema. This module is the one place
 that maps run keys onto them. The mapping is by name: every component field whose name is a key
-of the run section is taken from it as is; the few that differ are listed below (``RENAMED``,
-``DERIVED``, ``COMPONENT_ONLY``), and a field in none of these raises at once, so a key cannot
+of the run section is taken from it as is; the few that differ are listed below (``LOSS_RENAMED``,
+``LOSS_DERIVED``, ``ENGINE_DERIVED``, ``ENGINE_ONLY``), and a field in none of these raises at once, so a key cannot
 fall through a gap unnoticed. ``validate()`` builds both, so a bad value is refused before launch.
 """
 from __future__ import annotations
@@ -111,12 +111,12 @@ def megatron_engine_config(cfg, role: str, *, total_steps: int = 0):
 
 def check_components(cfg, out: list) -> None:
     """Build every component config once, so that their own rules run before launch."""
-    builders: Dict[str, Callable[[], Any]] = {
-        "loss": lambda: policy_loss_config(cfg),
-        "actor": lambda: megatron_engine_config(cfg, "actor", total_steps=total_optimizer_steps(cfg)),
-        "ref": lambda: megatron_engine_config(cfg, "ref"),
-    }
-    for build in builders.values():
+    builders: tuple[Callable[[], Any], ...] = (
+        lambda: policy_loss_config(cfg),
+        lambda: megatron_engine_config(cfg, "actor", total_steps=total_optimizer_steps(cfg)),
+        lambda: megatron_engine_config(cfg, "ref"),
+    )
+    for build in builders:
         try:
             build()
         except ConfigError as exc:
