@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from mindspeed_rl.data import load_template, stop_token_ids
+from mindspeed_rl.utils.progress import progress_bar
 
 from .config import EvalConfig, check_eval_config
 from .datasets import EvalProblem, LoadedDataset, load_problems
@@ -197,11 +198,8 @@ def evaluate(engine, tokenizer, cfg: EvalConfig, dataset: Optional[LoadedDataset
     t_gen = time.perf_counter()
     generated = 0
     try:
-        from tqdm import tqdm
-
         todo = [(i, b) for i, (b, ok) in enumerate(zip(plan, done)) if not ok]
-        with tqdm(total=len(dataset.problems), initial=resumed, desc=f"eval {dataset.name}", unit="problem",
-                  dynamic_ncols=True) as bar:
+        with progress_bar(len(dataset.problems), f"eval {dataset.name}", unit="problem", initial=resumed) as bar:
             for number, batch in todo:
                 records = generate_and_judge(engine, tokenizer, batch, render_prompts(batch, template), cfg,
                                              judge, stop_ids)

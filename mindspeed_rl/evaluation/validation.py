@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mindspeed_rl.data import load_template, stop_token_ids
 from mindspeed_rl.utils.fs import atomic_write_lines
+from mindspeed_rl.utils.progress import progress_bar
 
 from .config import EvalConfig, check_eval_config
 from .datasets import load_problems
@@ -30,6 +31,7 @@ class Validator:
     """Held-out evaluation for the trainer; see the module docstring."""
 
     def __init__(self, configs: Sequence[EvalConfig], tokenizer, samples_dir: Optional[str] = None, log=print):
+        # log=None: no line per dataset (the trainer prints pass@1 on its iteration line instead)
         if not configs:
             raise ValueError("Validator needs at least one dataset config")
         names = [c.dataset.name for c in configs]
@@ -57,15 +59,18 @@ class Validator:
             cfg, dataset = s["cfg"], s["dataset"]
             prompts = dict(zip((p.index for p in dataset.problems), s["prompts"]))
             records: List[Dict[str, Any]] = []
-            for batch in batches(dataset.problems, cfg.batch_size):
-                records += generate_and_judge(engine, self.tokenizer, batch, [prompts[p.index] for p in batch],
-                                              cfg, s["judge"], s["stop_ids"])
+            with progress_bar(len(dataset.problems), f"validation {dataset.name}", unit="problem") as bar:
+                for batch in batches(dataset.problems, cfg.batch_size):
+                    records += generate_and_judge(engine, self.tokenizer, batch, [prompts[p.index] for p in batch],
+                                                  cfg, s["judge"], s["stop_ids"])
+                    bar.update(len(batch))
             agg = aggregate(dataset.problems, records, cfg)
             flat = flatten_metrics(dataset.name, agg)
             out.update(flat)
             if self.samples_dir:
                 self._write_samples(step, dataset.name, records)
-            self.log(f"validation step {step} {dataset.name}: pass@1 {flat[f'val/{dataset.name}/pass@1']:.4f}")
+            if self.log is not None:
+                self.log(f"validation step {step} {dataset.name}: pass@1 {flat[f'val/{dataset.name}/pass@1']:.4f}")
         return out
 
     def _write_samples(self, step: int, name: str, records: List[Dict[str, Any]]) -> None:

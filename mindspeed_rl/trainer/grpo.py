@@ -230,13 +230,13 @@ class GRPOTrainer:
 
         samples = Path(self.cfg.megatron_training.log_dir) / "validation"
         return Validator(validation_configs(rl.val_datasets, source="rl_config.val_datasets"), self.tokenizer,
-                         samples_dir=str(samples))
+                         samples_dir=str(samples), log=None)
 
     def validate(self, validator, iteration: int) -> dict:
         t = time.perf_counter()
         metrics = validator(_RolloutGroupEngine(self), step=iteration)
         metrics["timing/validation"] = time.perf_counter() - t
-        print("validation @ %d: %s" % (iteration, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())), flush=True)
+        # No line of its own: the iteration's console line carries val/<set>/pass@1 (one line per iteration).
         return metrics
 
     def fit(self) -> dict:

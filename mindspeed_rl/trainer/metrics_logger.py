@@ -64,7 +64,7 @@ class MetricsLogger:
 
     def log(self, iteration: int, total: int, metrics: dict[str, float]) -> None:
         """Every iteration to JSONL / TensorBoard / wandb (also under MindSpeed-RL's names); the console
-        line every ``log_interval`` iterations, and always for the first and the last."""
+        line every ``log_interval`` iterations, and always for the first, the last and a validated one."""
         metrics = {**metrics, **mindspeed_rl_names(metrics, self.throughput)}
         row = {"iteration": iteration, **{k: _plain(v) for k, v in metrics.items()}}
         self._jsonl.write(json.dumps(row) + "\n")
@@ -76,7 +76,8 @@ class MetricsLogger:
             self._tb.flush()
         if self._wandb is not None:
             self._wandb.log(row, step=iteration)
-        if iteration % self.log_interval and iteration not in (1, total):
+        validated = any(k.startswith("val/") for k in metrics)  # a validation result is always shown
+        if iteration % self.log_interval and iteration not in (1, total) and not validated:
             return
         parts = [f"iter {iteration}/{total}"]
         for key, short in CONSOLE_KEYS:

@@ -193,3 +193,18 @@ def test_validator_gives_flat_metrics_equal_to_evaluate(engine_and_tokenizer, tm
     assert "val/math500/truncated_fraction" in metrics
     lines = (tmp_path / "val" / "step_10" / "math500.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 12
+
+
+@pytest.mark.parametrize("forced", ["1", "0"])
+def test_validator_progress_bar_on_stderr_only_and_no_console_line(engine_and_tokenizer, tmp_path, monkeypatch,
+                                                                    capsys, forced):
+    engine, tok = engine_and_tokenizer
+    monkeypatch.setenv("MINDSPEED_RL_PROGRESS", forced)
+    with Validator([small_cfg(None)], tok, log=None) as validator:
+        metrics = validator(engine, step=3)
+    out, err = capsys.readouterr()
+    assert "val/math500/pass@1" in metrics
+    assert out == ""  # the trainer's iteration line carries pass@1; the validator prints nothing itself
+    assert ("validation math500" in err) == (forced == "1")
+    if forced == "1":
+        assert "/6" in err and "problem" in err  # a bar over the 6 problems

@@ -56,3 +56,14 @@ def test_logger_from_config_log_interval_and_wandb(tmp_path, monkeypatch, capsys
     logged = [r for r in runs if isinstance(r, tuple)]
     assert runs[0]["project"] == "my-proj" and [r[1] for r in logged] == list(range(1, 8))
     assert "e2e_tps" in logged[0][2] and runs[-1] == "finish"
+
+
+def test_logger_always_prints_a_validated_iteration(tmp_path, capsys):
+    cfg = load_config("grpo_tiny_cpu", [f"megatron_training.log_dir={tmp_path}", "megatron_training.log_interval=5"])
+    log = MetricsLogger.from_config(cfg)
+    for it in range(1, 8):
+        log.log(it, 7, {**ITERATION, **({"val/math500/pass@1": 0.25} if it == 4 else {})})
+    log.close()
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("iter ")]
+    assert [ln.split()[1] for ln in lines] == ["1/7", "4/7", "5/7", "7/7"]
+    assert "val/math500/pass@1 0.25" in lines[1]
