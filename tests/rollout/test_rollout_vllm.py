@@ -84,6 +84,27 @@ def test_sampling_params_translation_accepted_by_real_vllm():
     assert request_seed(None, 1) is None
 
 
+def _record(layer):
+    import logging
+
+    return logging.LogRecord("vllm", logging.WARNING, __file__, 1, "%s: Failed to load weights", (layer,), None)
+
+
+def test_reload_warning_filter_drops_only_by_design_gaps():
+    from mindspeed_rl.engine.rollout.vllm_engine import BenignReloadWarnings
+
+    tied = BenignReloadWarnings(tied_embeddings=True)
+    assert not tied.filter(_record("RotaryEmbedding")) and not tied.filter(_record("Llama3RotaryEmbedding"))
+    assert not tied.filter(_record("ParallelLMHead"))
+    assert tied.filter(_record("RMSNorm")) and tied.filter(_record("QKVParallelLinear"))
+    assert tied.dropped == ["RotaryEmbedding", "Llama3RotaryEmbedding", "ParallelLMHead"]
+    untied = BenignReloadWarnings(tied_embeddings=False)
+    assert untied.filter(_record("ParallelLMHead"))  # an untied head that got nothing is a real gap
+    import logging
+    other = logging.LogRecord("vllm", logging.WARNING, __file__, 1, "%s: Delayed processing", ("RotaryEmbedding",), None)
+    assert untied.filter(other)
+
+
 # ---------------------------------------------------------------------- one TP1 engine
 @pytest.fixture(scope="module")
 def single(ckpt):
@@ -126,6 +147,7 @@ def test_greedy_after_actor_update_tp1_equals_transformers(single):
     assert single["loaded"] == single["num_tensors"]
     assert single["greedy_vllm"] == single["greedy_ref"]
     assert single["sleep_mode"] is False  # CPU: the plain no-sleep path
+    assert single["reload_warnings"] == []  # a full sync prints no "Failed to load weights" (rotary, tied lm_head)
 
 
 @pytest.mark.dist
@@ -134,6 +156,9 @@ def test_incomplete_sync_is_an_error(single):
     assert "weights are not loaded" in single["refused_before_sync"]  # dummy weights never generate
     assert single["partial_error"].startswith("ValueError") and "model.norm.weight" in single["partial_error"]
     assert "weights are not loaded" in single["refused_after_partial"]
+    # the gap's own vLLM warning is kept (the norm layer got nothing), only by-design gaps are dropped
+    assert any(w.endswith("Failed to load weights") and "RotaryEmbedding" not in w
+               for w in single["partial_reload_warnings"]), single["partial_reload_warnings"]
     assert single["greedy_after_resync"] == single["greedy_ref"]
 
 

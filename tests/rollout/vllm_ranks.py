@@ -7,6 +7,9 @@ recomputed log-probs, a plain transformers greedy loop on the exported weights).
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import torch
 
 from tests.engine import engine_ranks
@@ -80,6 +83,22 @@ def _recomputed_diff(actor, prompts, outputs, temperature):
     return float((exp.batch["rollout_log_probs"] - recomputed)[mask].abs().max()), int(mask.sum())
 
 
+@contextlib.contextmanager
+def reload_warnings():
+    """The reload warnings vLLM still prints (those our filter lets through), as 'Layer: message'."""
+    from mindspeed_rl.engine.rollout.vllm_engine import RELOAD_LOGGER
+
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger(RELOAD_LOGGER)
+    logger.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+
+
 def single_engine_checks(rank, world_size, hf_dir, mg_dir):
     """TP1 actor, one vLLM engine: log-probs, seeded repeat, finish reasons, update + greedy,
     incomplete sync refused."""
@@ -91,7 +110,9 @@ def single_engine_checks(rank, world_size, hf_dir, mg_dir):
     out = {"moved": moved, "num_tensors": len(exported)}
     try:
         out["refused_before_sync"] = _raises(lambda: eng.generate(PROMPTS, SamplingParams(max_tokens=2)))
-        out["loaded"] = eng.update_weights(actor.export_hf_weights())
+        with reload_warnings() as seen:
+            out["loaded"] = eng.update_weights(actor.export_hf_weights())
+        out["reload_warnings"] = seen
 
         # log-probs vs the Megatron engine's recomputation, T = 1.0 and 0.7
         for t in (1.0, 0.7):
@@ -126,7 +147,9 @@ def single_engine_checks(rank, world_size, hf_dir, mg_dir):
 
         # a sync that misses a parameter is an error, and the engine refuses to generate after it
         partial = [(n, t) for n, t in exported.items() if n != "model.norm.weight"]
-        out["partial_error"] = _raises(lambda: eng.update_weights(partial))
+        with reload_warnings() as seen:
+            out["partial_error"] = _raises(lambda: eng.update_weights(partial))
+        out["partial_reload_warnings"] = seen
         out["refused_after_partial"] = _raises(lambda: eng.generate(PROMPTS, SamplingParams(max_tokens=2)))
         eng.update_weights(exported.items())
         out["greedy_after_resync"] = [g[0].token_ids for g in eng.generate(PROMPTS, SamplingParams(temperature=0.0, max_tokens=steps))]

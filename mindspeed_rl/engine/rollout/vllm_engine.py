@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import os
 from typing import Callable, Iterable, Sequence
 
@@ -150,6 +151,31 @@ def refresh_tied_layers(worker) -> int:
                 method.process_weights_after_loading(module)
                 refreshed += 1
     return refreshed
+
+
+RELOAD_LOGGER = "vllm.model_executor.model_loader.reload.layerwise"
+
+
+class BenignReloadWarnings(logging.Filter):
+    """Drops vLLM's "<Layer>: Failed to load weights" warnings for layers that by design get no
+    tensor in a full HF-named sync, so a healthy sync prints nothing (two such lines per sync in
+    the CPU demo otherwise): rotary embeddings (their cos/sin cache is computed, never stored) and
+    a TIED lm_head (its weight is embed_tokens', re-processed by ``refresh_tied_layers``). Any other
+    layer's warning is kept: a real gap is also refused by ``update_weights``' names check."""
+
+    def __init__(self, tied_embeddings: bool):
+        super().__init__()
+        self.tied_embeddings = tied_embeddings
+        self.dropped: list[str] = []
+
+    def is_benign(self, layer: str) -> bool:
+        return layer.endswith("RotaryEmbedding") or (self.tied_embeddings and layer == "ParallelLMHead")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "%s: Failed to load weights" and record.args and self.is_benign(str(record.args[0])):
+            self.dropped.append(str(record.args[0]))
+            return False
+        return True
 
 
 def platform_is_cpu() -> bool:
@@ -319,7 +345,14 @@ class VLLMRolloutEngine(RolloutEngine):
                     yield name, tensor
 
         self._weights_discarded = True  # until the reload below is known complete
-        self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": stream()})
+        hf_config = self._llm.llm_engine.model_config.hf_config
+        benign = BenignReloadWarnings(bool(getattr(hf_config, "tie_word_embeddings", False)))
+        reload_logger = logging.getLogger(RELOAD_LOGGER)
+        reload_logger.addFilter(benign)  # in-process (checked above): vLLM logs here, in this process
+        try:
+            self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": stream()})
+        finally:
+            reload_logger.removeFilter(benign)
         self._llm.collective_rpc(refresh_tied_layers)
         missing = sorted(self.expected_names - set(loaded))
         if missing:
