@@ -8,7 +8,8 @@
         math500.dataset.path=math500.jsonl aime24.n=4
 
 PATH is a HF model directory, a converted Megatron checkpoint or a GRPO run checkpoint
-(megatron_training.save or one of its iter_N directories; converted to HF on the fly). Writes
+(megatron_training.save or one of its iter_N directories; converted to HF on the fly). A checkpoint
+converted by MindSpeed-LLM (no convert_meta.json) needs --hf-config-dir HF_DIR. Writes
 samples.jsonl (resumable: rerun the same command after an interruption), report.json (numbers
 and the exact settings) and report.png under output_dir. A table config (r1zero_table) runs
 several benchmarks on one or more models and writes table.csv and table.png beside the
@@ -31,7 +32,7 @@ EVAL_CONFIG_DIR = ROOT / "configs" / "eval"
 
 # flag -> config key (the flags are shorthands for key=value overrides; explicit overrides win)
 FLAGS = {
-    "model": "model", "tokenizer": "tokenizer", "n": "n", "template": "template", "backend": "engine.backend",
+    "model": "model", "tokenizer": "tokenizer", "hf_config_dir": "hf_config_dir", "n": "n", "template": "template", "backend": "engine.backend",
     "dtype": "engine.dtype", "data_path": "dataset.path", "max_problems": "dataset.max_problems",
     "max_tokens": "sampling.max_tokens", "temperature": "sampling.temperature", "top_p": "sampling.top_p",
     "seed": "sampling.seed", "batch_size": "batch_size", "output_dir": "output_dir",
@@ -53,6 +54,9 @@ def build_parser():
                         help="table configs: several models / run checkpoints, one table row each "
                              "(arguments with '=' after them are overrides)")
     parser.add_argument("--tokenizer", help="tokenizer directory (default: the model's)")
+    parser.add_argument("--hf-config-dir", help="HF model directory whose config.json (and tokenizer) go with a "
+                                                "Megatron checkpoint; required for one converted by MindSpeed-LLM "
+                                                "(no convert_meta.json)")
     parser.add_argument("--dataset", help="math500, aime24, gsm8k, or a json/jsonl/parquet file "
                                           "(then set dataset.problem_key / dataset.answer_key)")
     parser.add_argument("--data-path", help="the preset's file (default: under $MINDSPEED_RL_DATA_DIR)")
@@ -186,7 +190,13 @@ def evaluate_model(model_path: str, cfgs: list) -> list:
         raise ConfigError([Problem("tokenizer", sorted(map(str, tokenizers)), "differs between the benchmarks of one model",
                                    "set one tokenizer for all of them")])
     reports = []
-    with hf_model_dir(model_path, tokenizer=cfgs[0].tokenizer) as model:
+    hf_config_dirs = {cfg.hf_config_dir for cfg in cfgs}
+    if len(hf_config_dirs) > 1:
+        from mindspeed_rl.config.errors import ConfigError, Problem
+
+        raise ConfigError([Problem("hf_config_dir", sorted(map(str, hf_config_dirs)),
+                                   "differs between the benchmarks of one model", "set one hf_config_dir for all of them")])
+    with hf_model_dir(model_path, tokenizer=cfgs[0].tokenizer, hf_config_dir=cfgs[0].hf_config_dir) as model:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(model["tokenizer"])

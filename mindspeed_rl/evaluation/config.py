@@ -74,6 +74,8 @@ class EvalConfig:
 
     model: Optional[str] = option(None, "HF model directory or Megatron checkpoint directory (converted on the fly)")
     tokenizer: Optional[str] = option(None, "Tokenizer directory (default: the model's, or the checkpoint's hf_config/)")
+    hf_config_dir: Optional[str] = option(None, "HF directory with config.json (+ tokenizer) for a Megatron checkpoint "
+                                                "(required for one converted by MindSpeed-LLM, which has no convert_meta.json)")
     dataset: DatasetConfig = option(DatasetConfig, "Problems to evaluate")
     template: str = option("qwen_r1", "Chat template (configs/model/templates.json)")
     n: int = option(1, "Samples per problem")

@@ -5,7 +5,8 @@ directory or one of its ``iter_N`` directories) is converted with
 ``mindspeed_rl.models.convert.mcore_to_hf`` into a temporary HF directory that is deleted
 afterwards. Converted and run checkpoints keep the HF config and tokenizer in their
 ``hf_config/``; a checkpoint without them needs ``tokenizer=`` (and the converter's
-``hf_config_dir``) from the user.
+``hf_config_dir``) from the user. A legacy MindSpeed-LLM / Megatron checkpoint (no
+``convert_meta.json``) needs ``hf_config_dir`` (its architecture and tokenizer).
 """
 from __future__ import annotations
 
@@ -80,7 +81,9 @@ def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional
     from mindspeed_rl.models.convert import mcore_to_hf
     from mindspeed_rl.models.sources import open_megatron_checkpoint
 
-    source = open_megatron_checkpoint(path, iteration, log=log)
+    if hf_config_dir is not None:
+        hf_config_dir = os.path.abspath(os.path.expanduser(os.fspath(hf_config_dir)))
+    source = open_megatron_checkpoint(path, iteration, log=log, hf_config=hf_config_dir)
     side = hf_config_dir or source.side_dir
     tok = tokenizer or side
     if tok is None:
@@ -91,7 +94,7 @@ def hf_model_dir(path: str, tokenizer: Optional[str] = None, iteration: Optional
         hf_dir = os.path.join(tmp_root, "hf")
         log(f"converting Megatron checkpoint {source.describe()} to HF in {hf_dir}")
         mcore_to_hf(path, hf_dir, hf_config_dir=hf_config_dir, iteration=source.iteration, quiet=True)
-        yield {"path": path, "source": "megatron" if source.kind == "converted" else "run",
+        yield {"path": path, "source": {"converted": "megatron"}.get(source.kind, source.kind),
                "iteration": source.iteration, "hf_dir": hf_dir, "tokenizer": tok,
                "weights": weights_signature(source.weights_dir)}
     finally:

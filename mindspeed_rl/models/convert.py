@@ -284,8 +284,10 @@ def mcore_to_hf(
 ) -> dict:
     """Convert Megatron weights to HF safetensors: a converted checkpoint (``hf_to_mcore``), a GRPO
     run's save directory or one of its ``iter_N`` directories (``iteration`` picks one; default: the
-    latest), at the TP/PP layout they were written with."""
-    source = open_megatron_checkpoint(load_dir, iteration, log=lambda *a: None if quiet else print(*a))
+    latest), or a legacy MindSpeed-LLM / Megatron checkpoint (needs ``hf_config_dir``), at the TP/PP
+    layout they were written with."""
+    source = open_megatron_checkpoint(load_dir, iteration, log=lambda *a: None if quiet else print(*a),
+                                      hf_config=hf_config_dir)
     meta = source.meta
     side_dir = hf_config_dir or source.side_dir
     if source.kind == "run" and side_dir is None:

@@ -104,11 +104,12 @@ def read_meta(root: str, hf_config=None) -> dict:
     return infer_legacy_meta(root, hf_config)
 
 
-_MP_RANK = re.compile(r"^mp_rank_(\d{2})(?:_(\d{3}))?$")
+MP_RANK_RE = _MP_RANK = re.compile(r"^mp_rank_(\d{2})(?:_(\d{3}))?$")
 
 
-def _load_legacy_rank(path: str, mmap: bool = True) -> dict:
-    """A rank file written by Megatron: weights only, but its ``args`` is an argparse.Namespace."""
+def load_legacy_rank(path: str, mmap: bool = True) -> dict:
+    """A rank file written by Megatron: weights only, but its ``args`` is an argparse.Namespace
+    (allowed through ``torch.serialization.safe_globals``; any other object is refused, naming the file)."""
     import argparse
 
     with torch.serialization.safe_globals([argparse.Namespace]):
@@ -125,11 +126,13 @@ def canonical_state_dict(model_sd: dict) -> dict:
             if not naming.is_extra_state(k) and isinstance(v, torch.Tensor)}
 
 
-def infer_legacy_meta(root: str, hf_config) -> dict:
-    """tp, pp, num_layer_list, padded vocab and dtype of a legacy checkpoint, read from its rank files."""
+def infer_legacy_meta(root: str, hf_config, iteration=None) -> dict:
+    """tp, pp, num_layer_list, padded vocab and dtype of a legacy checkpoint, read from its rank files
+    (at ``iteration``, an int or ``"release"``; default: the tracker's)."""
     from mindspeed_rl.models import get_bridge
 
-    iteration = read_tracker(root, allow_release=True)
+    if iteration is None:
+        iteration = read_tracker(root, allow_release=True)
     it_dir = iteration_dir(root, iteration)
     ranks = [m for m in (_MP_RANK.match(d) for d in (os.listdir(it_dir) if os.path.isdir(it_dir) else [])) if m]
     if not ranks:
@@ -141,7 +144,7 @@ def infer_legacy_meta(root: str, hf_config) -> dict:
         path = rank_file(root, iteration, 0, pp_rank, pp)
         if not os.path.isfile(path):
             raise CheckpointError(f"{path}: missing rank file (the checkpoint has tp={tp} pp={pp})")
-        sd = canonical_state_dict(_load_legacy_rank(path).get("model", {}))
+        sd = canonical_state_dict(load_legacy_rank(path).get("model", {}))
         counts.append(len({naming.layer_index(k) for k in sd if naming.layer_index(k) is not None}))
         emb = sd.get("embedding.word_embeddings.weight")
         if emb is not None:
@@ -254,7 +257,7 @@ def load_rank_state_dict(root: str, tp_rank: int, pp_rank: int, iteration: Optio
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: missing rank file (checkpoint has tp={meta['tp']} pp={meta['pp']})")
     if meta.get("inferred"):
-        return canonical_state_dict(_load_legacy_rank(path, mmap)["model"]), meta
+        return canonical_state_dict(load_legacy_rank(path, mmap)["model"]), meta
     obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     return obj["model"], obj.get("mindspeed_rl", meta)
 

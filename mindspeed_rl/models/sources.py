@@ -13,7 +13,13 @@ Two on-disk formats hold Megatron weights:
       SAVE_DIR/iter_N/actor/iter_S/engine_meta.json             # tp, pp, dp, num_layer_list, vocab, hf_config
       SAVE_DIR/iter_N/actor/iter_S/rank_tpXX_ppYYY_dpZZZ.pt     # model on dp 0 (+ optimizer, RNG)
 
-``open_megatron_checkpoint`` reads either (the save directory or one ``iter_N`` of a run) into a
+* legacy (MindSpeed-LLM's / Megatron's own converter): ``latest_checkpointed_iteration.txt``
+  (an iteration or ``release``), ``iter_N/`` or ``release/``, ``mp_rank_XX[_YYY]/model_optim_rng.pt``
+  with TE names and a pickled ``args`` Namespace, and no ``convert_meta.json``: readable when the
+  model's HF config is given (``hf_config``); the layout is inferred from the rank files
+  (``mcore_checkpoint.infer_legacy_meta``).
+
+``open_megatron_checkpoint`` reads any of them (the save directory or one ``iter_N`` of a run) into a
 ``MegatronSource`` that the converter streams from at the layout the weights were written with.
 """
 from __future__ import annotations
@@ -75,16 +81,16 @@ def _read_tracker(root: str) -> Optional[int]:
 class MegatronSource:
     """Everything the converter needs about one iteration of a Megatron checkpoint."""
 
-    kind: str  # "converted" | "run"
+    kind: str  # "converted" | "run" | "legacy"
     root: str  # the checkpoint directory (for a run: the save directory)
-    iteration: int  # converted: the checkpoint iteration; run: the run iteration (iter_N)
+    iteration: int | str  # legacy may be "release"; converted: the checkpoint iteration; run: the run iteration (iter_N)
     meta: dict  # tp, pp, num_layer_list, padded_vocab_size, params_dtype, hf_config
     weights_dir: str  # the directory holding this iteration's weight files
     side_dir: Optional[str]  # config.json / tokenizer / generation config copied with the checkpoint
     export: dict = field(default_factory=dict)  # run checkpoints: stop ids, template, tokenizer source
 
     def rank_path(self, tp_rank: int, pp_rank: int) -> str:
-        if self.kind == "converted":
+        if self.kind in ("converted", "legacy"):
             return mc.rank_file(self.root, self.iteration, tp_rank, pp_rank, int(self.meta["pp"]))
         # the model shard of each (tp, pp) position is written by its data-parallel rank 0
         return os.path.join(self.weights_dir, f"rank_tp{tp_rank:02d}_pp{pp_rank:03d}_dp000.pt")
@@ -95,6 +101,11 @@ class MegatronSource:
 
         if self.kind == "converted":
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)["model"]
+        if self.kind == "legacy":  # weights only, Megatron's args Namespace allowed (one loader with training)
+            obj = mc.load_legacy_rank(path)
+            if "model" not in obj:
+                raise CheckpointError(f"{path}: no model weights in this rank file")
+            return mc.canonical_state_dict(obj["model"])
         # Engine rank files also hold optimizer and RNG state (numpy arrays among them), which
         # torch's weights-only unpickler refuses; they are the suite's own files, as on resume.
         obj = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
@@ -105,16 +116,26 @@ class MegatronSource:
 
     def describe(self) -> str:
         m = self.meta
-        kind = "GRPO run" if self.kind == "run" else "converted"
+        kind = {"run": "GRPO run", "legacy": "MindSpeed-LLM / Megatron legacy"}.get(self.kind, "converted")
         return (f"{self.root} ({kind} checkpoint, iteration {self.iteration}, tp={m['tp']} pp={m['pp']} "
                 f"layers/stage={m.get('num_layer_list') or 'even'} dtype={m.get('params_dtype')})")
 
 
-def _choose_iteration(root: str, iteration: Optional[int], complete: Callable[[int], bool], log) -> int:
+def _choose_iteration(root: str, iteration, complete: Callable[[int], bool], log, allow_release: bool = False):
+    """The iteration to read: the requested one, the tracker's, else the newest finished ``iter_N``;
+    with ``allow_release`` Megatron's ``release`` tracker text / ``release/`` directory too."""
     available = [i for i in iteration_dirs(root) if complete(i)]
+    has_release = allow_release and os.path.isdir(mc.iteration_dir(root, mc.RELEASE))
+    if has_release:
+        available = available + [mc.RELEASE]
     how = "requested"
     if iteration is None:
-        iteration, how = _read_tracker(root), f"named by {mc.TRACKER}"
+        if allow_release:
+            iteration = mc.read_tracker(root, allow_release=True) if os.path.isfile(os.path.join(root, mc.TRACKER)) \
+                else None
+        else:
+            iteration = _read_tracker(root)
+        how = f"named by {mc.TRACKER}"
     if iteration is not None:
         if not os.path.isdir(mc.iteration_dir(root, iteration)):
             raise CheckpointError(f"{mc.iteration_dir(root, iteration)}: no such iteration in {root} ({how}); "
@@ -123,8 +144,12 @@ def _choose_iteration(root: str, iteration: Optional[int], complete: Callable[[i
     if not available:
         raise CheckpointError(f"{root}: no {mc.TRACKER} and no finished iter_* directory; "
                               "not a finished Megatron checkpoint")
-    log(f"{root}: no {mc.TRACKER}; using the latest iteration directory, iter_{available[-1]:07d}")
-    return available[-1]
+    if available == [mc.RELEASE]:
+        log(f"{root}: no {mc.TRACKER}; using the {mc.RELEASE}/ directory")
+        return mc.RELEASE
+    newest = [i for i in available if i != mc.RELEASE][-1]
+    log(f"{root}: no {mc.TRACKER}; using the latest iteration directory, iter_{newest:07d}")
+    return newest
 
 
 def _open_run(root: str, iteration: Optional[int], log) -> MegatronSource:
@@ -165,9 +190,31 @@ def _open_converted(root: str, iteration: Optional[int], log) -> MegatronSource:
                           side if os.path.isdir(side) else None)
 
 
-def open_megatron_checkpoint(path: str, iteration: Optional[int] = None, log=print) -> MegatronSource:
-    """A converted checkpoint, a run save directory or one run ``iter_N`` directory, at ``iteration``
-    (default: the tracker's, else the newest finished one)."""
+def is_legacy_checkpoint(path: str) -> bool:
+    """Megatron's ``iter_N/`` or ``release/`` with ``mp_rank_*`` directories and no convert_meta.json."""
+    if os.path.isfile(os.path.join(path, mc.META)):
+        return False
+    dirs = [mc.iteration_dir(path, i) for i in iteration_dirs(path)] + [mc.iteration_dir(path, mc.RELEASE)]
+    return any(os.path.isdir(d) and any(mc.MP_RANK_RE.match(n) for n in os.listdir(d)) for d in dirs)
+
+
+def _open_legacy(root: str, iteration, hf_config, log) -> MegatronSource:
+    if hf_config is None:
+        raise CheckpointError(
+            f"{root}: a Megatron checkpoint without {mc.META} (as MindSpeed-LLM's converter writes it); its "
+            "architecture comes from the model's HF config: pass --hf-config-dir <HF model directory> "
+            "(tools/convert/convert_ckpt.py mcore2hf, cli/evaluate.py; hf_config_dir= in Python)")
+    iteration = _choose_iteration(root, iteration, lambda i: True, log, allow_release=True)
+    meta = mc.infer_legacy_meta(root, hf_config, iteration)
+    side = hf_config if isinstance(hf_config, (str, os.PathLike)) and os.path.isdir(hf_config) else None
+    return MegatronSource("legacy", root, iteration, meta, mc.iteration_dir(root, iteration),
+                          os.fspath(side) if side else None)
+
+
+def open_megatron_checkpoint(path: str, iteration=None, log=print, hf_config=None) -> MegatronSource:
+    """A converted checkpoint, a run save directory, one run ``iter_N`` directory or (with
+    ``hf_config``, an HF directory or config dict) a legacy MindSpeed-LLM / Megatron checkpoint, at
+    ``iteration`` (default: the tracker's, else the newest finished one)."""
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     if not os.path.isdir(path):
         raise CheckpointError(f"{path}: no such directory")
@@ -175,6 +222,8 @@ def open_megatron_checkpoint(path: str, iteration: Optional[int] = None, log=pri
         return _open_run(path, iteration, log)
     if os.path.isfile(os.path.join(path, mc.META)):
         return _open_converted(path, iteration, log)
+    if is_legacy_checkpoint(path):
+        return _open_legacy(path, iteration, hf_config, log)
     found = sorted(os.listdir(path))[:10]
     raise CheckpointError(
         f"{path}: neither a converted Megatron checkpoint (no {mc.META}) nor a GRPO run checkpoint "

@@ -1,8 +1,6 @@
 """A checkpoint converted by MindSpeed-LLM (Megatron's legacy ``iter_*/mp_rank_*`` layout, TE names,
 an ``args`` namespace, no ``convert_meta.json``) loads when the HF config is given, and gives the same
 log-probs as our own conversion of the same weights."""
-import argparse
-import glob
 import os
 import shutil
 
@@ -10,25 +8,10 @@ import pytest
 import torch
 
 from mindspeed_rl.models import mcore_checkpoint as mc
-from mindspeed_rl.models import naming
 from mindspeed_rl.models.convert import hf_to_mcore
 from mindspeed_rl.models.errors import CheckpointError
 from mindspeed_rl.models.random_checkpoint import tiny_qwen2_config, write_random_hf_checkpoint
-
-
-def as_mindspeed_llm(ours: str, out: str) -> str:
-    """Our converter's output rewritten the way Megatron / MindSpeed-LLM save it: TE names, a TE
-    ``_extra_state`` per layer norm, ``args``, no ``mindspeed_rl`` entry, no convert_meta.json / hf_config."""
-    shutil.copytree(ours, out)
-    os.remove(os.path.join(out, mc.META))
-    shutil.rmtree(os.path.join(out, mc.HF_CONFIG_DIR))
-    for path in glob.glob(os.path.join(out, "iter_*", "mp_rank_*", mc.RANK_FILE)):
-        obj = torch.load(path, weights_only=True)
-        model = {naming.to_te_name(k): v.clone() for k, v in obj["model"].items()}
-        model.update({k.rsplit(".", 1)[0] + "._extra_state": None for k in list(model) if "layer_norm_weight" in k})
-        torch.save({"model": model, "checkpoint_version": 3.0, "iteration": 1,
-                    "args": argparse.Namespace(tensor_model_parallel_size=2, num_layers=4)}, path)
-    return out
+from tests.convert.legacy_lib import as_mindspeed_llm
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@
   python tools/convert/convert_ckpt.py mcore2hf --load-dir MG_DIR --save-dir HF_OUT \
       [--iteration N] [--hf-config-dir HF_DIR] [--dtype bf16] [--max-shard-size 5GB] [--overwrite]
 
-mcore2hf reads a converted checkpoint (hf2mcore output) or a GRPO run checkpoint
-(megatron_training.save, or one of its iter_N directories) at the TP/PP layout it was written
-with, and writes safetensors with config, tokenizer and generation config.
+mcore2hf reads a converted checkpoint (hf2mcore output), a GRPO run checkpoint
+(megatron_training.save, or one of its iter_N directories) or, with --hf-config-dir, a checkpoint
+converted by MindSpeed-LLM (legacy iter_N/ or release/ mp_rank_* files, no convert_meta.json) at
+the TP/PP layout it was written with, and writes safetensors with config, tokenizer and
+generation config.
 
 Thin over mindspeed_rl.models (name maps, layouts, formats); see its docstring for the format.
 """
@@ -47,10 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("mcore2hf", help="Megatron rank files -> Hugging Face sharded safetensors")
     b.add_argument("--load-dir", required=True,
                    help="converted Megatron checkpoint (with convert_meta.json), a GRPO run's megatron_training.save "
-                        "directory, or one of its iter_N directories")
+                        "directory, one of its iter_N directories, or a MindSpeed-LLM / Megatron legacy checkpoint "
+                        "(iter_N/ or release/ with mp_rank_*; needs --hf-config-dir)")
     b.add_argument("--save-dir", required=True, help="HF model directory to create")
-    b.add_argument("--hf-config-dir", default=None,
-                   help="take config.json and tokenizer files from here (default: the copy stored in the checkpoint)")
+    b.add_argument("--hf-config-dir", "--hf-config", dest="hf_config_dir", default=None,
+                   help="take config.json and tokenizer files from here (default: the copy stored in the checkpoint); "
+                        "required for a checkpoint converted by MindSpeed-LLM (no convert_meta.json)")
     b.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default=None, help="output dtype (default: as stored)")
     b.add_argument("--max-shard-size", default="5GB", help="largest safetensors shard, e.g. 5GB, 500MB")
     b.add_argument("--iteration", type=int, default=None,
