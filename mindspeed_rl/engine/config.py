@@ -2,10 +2,14 @@
 (``mindspeed_rl.config.components.megatron_engine_config``); the engine never reads the run schema."""
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
+
+from mindspeed_rl.engine.kernels import KernelConfig
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LR_DECAY_STYLES = ("constant", "linear", "cosine")
@@ -27,8 +31,11 @@ class MegatronEngineConfig:
     seed: int = 1234
     forward_only: bool = False  # reference: no DDP, no optimizer
     make_vocab_size_divisible_by: int = 128
-    use_te: Optional[bool] = None  # None: Transformer Engine spec when importable and not on CPU
-    recompute_activations: bool = False
+    # Layer spec, fusions, attention backend, recompute, packed sequences (engine.kernels):
+    # None fields take the platform's defaults.
+    kernels: KernelConfig = field(default_factory=KernelConfig)
+    use_te: Optional[bool] = None  # deprecated: kernels.transformer_impl (True: transformer_engine, False: local)
+    recompute_activations: bool = False  # shorthand for kernels.recompute_granularity=full
     sequence_parallel: bool = False
     # Log-probs (and a loss that asks for them) are of softmax(logits / logit_temperature): the distribution the
     # rollout sampled from, so the importance ratio and KL compare like with like (as verl does).
@@ -48,6 +55,16 @@ class MegatronEngineConfig:
     transformer_overrides: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if isinstance(self.kernels, dict):
+            self.kernels = KernelConfig(**self.kernels)
+        if self.use_te is not None:
+            impl = "transformer_engine" if self.use_te else "local"
+            warnings.warn(f"MegatronEngineConfig.use_te is deprecated: use kernels=KernelConfig(transformer_impl={impl!r})",
+                          DeprecationWarning, stacklevel=3)
+            if self.kernels.transformer_impl not in ("auto", impl):
+                raise ValueError(f"use_te={self.use_te}: contradicts kernels.transformer_impl="
+                                 f"{self.kernels.transformer_impl!r}; drop use_te")
+            self.kernels = dataclasses.replace(self.kernels, transformer_impl=impl)
         if self.params_dtype not in DTYPES:
             raise ValueError(f"params_dtype={self.params_dtype!r}: choose one of {list(DTYPES)}")
         if self.lr_decay_style not in LR_DECAY_STYLES:

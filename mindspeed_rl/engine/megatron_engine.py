@@ -57,7 +57,7 @@ class MegatronEngine:
         self.padded_vocab = self.bridge.padded_vocab_size(self.tp_size, config.make_vocab_size_divisible_by)
         if load:
             self.padded_vocab = self._check_checkpoint_layout(load, hf_config)
-        self.model = self._build_model()
+        self.model = self._build_model(loading_weights=bool(load))
         if load:
             from mindspeed_rl.models.mcore_checkpoint import load_rank_checkpoint
 
@@ -124,35 +124,49 @@ class MegatronEngine:
             raise ValueError(f"{load}: num_layer_list {meta['num_layer_list']} != engine {self.config.num_layer_list}")
         return int(meta["padded_vocab_size"])
 
-    def _build_model(self) -> torch.nn.Module:
-        from megatron.core.models.gpt import GPTModel
+    def resolve_kernels(self, loading_weights: bool):
+        """This rank's kernel choice (``engine.kernels``) for its platform; raises KernelError on a
+        combination the platform cannot run."""
+        from mindspeed_rl.engine.kernels import resolve_kernels
 
         c = self.config
-        overrides = dict(c.transformer_overrides)
-        if c.recompute_activations:
-            overrides.update(recompute_granularity="full", recompute_method="uniform", recompute_num_layers=1)
+        return resolve_kernels(c.kernels, self.platform.name, te_available=_te_available(),
+                               recompute_activations=c.recompute_activations, loading_weights=loading_weights)
+
+    def _build_model(self, loading_weights: bool = False) -> torch.nn.Module:
+        from megatron.core.models.gpt import GPTModel
+
+        from mindspeed_rl.engine.kernels import megatron_kwargs
+
+        c = self.config
+        self.kernels = self.resolve_kernels(loading_weights)
+        overrides = megatron_kwargs(self.kernels)
+        overrides.update(c.transformer_overrides)  # the escape hatch wins
         if c.sequence_parallel:
             overrides["sequence_parallel"] = True
         tcfg = self.bridge.transformer_config(self.tp_size, self.pp_size, params_dtype=c.torch_dtype,
                                               num_layer_list=c.num_layer_list, **overrides)
-        if self.pp_size > 1 and (c.max_tokens_per_micro_batch or c.log_prob_max_tokens_per_micro_batch):
-            # Token-budget micro-batches differ in shape, so pipeline stages send shapes before
-            # tensors. Set after construction: TransformerConfig's check of this flag is about MoE
-            # token dispatchers, which a dense model does not have.
+        if self.pp_size > 1 and (c.max_tokens_per_micro_batch or c.log_prob_max_tokens_per_micro_batch
+                                 or self.kernels.packed_sequences):
+            # Token-budget micro-batches (and packed ones) differ in shape, so pipeline stages send
+            # shapes before tensors. Set after construction: TransformerConfig's check of this flag
+            # is about MoE token dispatchers, which a dense model does not have.
             tcfg.variable_seq_lengths = True
-        use_te = c.use_te if c.use_te is not None else _te_available()
         model = GPTModel(
             tcfg,
-            self.bridge.layer_spec(use_te=use_te, config=tcfg),
+            self.bridge.layer_spec(use_te=self.kernels.layer_spec == "transformer_engine", config=tcfg),
             **self.bridge.gpt_model_kwargs(self.tp_size, padded_vocab=self.padded_vocab),
             pre_process=self.layout.is_first_stage,
             post_process=self.is_last_stage,
         )
         model.to(self.device)
-        if c.torch_dtype != torch.float32:
+        self._half = c.torch_dtype != torch.float32
+        if self._half:
             from megatron.core.transformer.module import Float16Module
 
-            model = Float16Module(tcfg, model)  # bf16/fp16 compute, fp32 logits out of the last stage
+            # bf16/fp16 compute; the forward asks for logits in that dtype (fp32_output=False): the
+            # log-prob kernel accumulates in fp32 chunk by chunk, so no fp32 [b, s, vocab] copy is made
+            model = Float16Module(tcfg, model)
         self.transformer_config = tcfg
         return model
 
@@ -189,14 +203,13 @@ class MegatronEngine:
         under ``softmax(logits / config.logit_temperature)`` unless ``temperature`` is False (SFT)."""
         pos = engine_batch.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
         labels = mb["input_ids"].to(logits.device).gather(1, pos + 1)
+        # only the response positions, in the logits' dtype; the kernel upcasts chunk by chunk
         picked = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-        if temperature and self.config.logit_temperature != 1.0:
-            picked = picked / self.config.logit_temperature
         vocab_local = logits.shape[-1]
         return vocab_parallel_log_probs(
             picked, labels, vocab_start=self.tp_rank * vocab_local, true_vocab=self.bridge.vocab_size,
             group=self._ps.get_tensor_model_parallel_group() if self.tp_size > 1 else None,
-            with_entropy=with_entropy,
+            with_entropy=with_entropy, temperature=self.config.logit_temperature if temperature else 1.0,
         )
 
     def _micro_batches(self, batch: engine_batch.Batch, max_tokens: int,
@@ -216,12 +229,13 @@ class MegatronEngine:
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
         device = self.device
+        half = {"fp32_output": False} if self._half else {}  # logits in the compute dtype (see _build_model)
 
         def forward_step(data_iterator, model):
             mb = next(data_iterator)
             tokens = mb["input_ids"].to(device)
             positions = torch.arange(tokens.shape[1], device=device).unsqueeze(0).expand_as(tokens)
-            return model(tokens, positions, None), functools.partial(loss_fn, mb)
+            return model(tokens, positions, None, **half), functools.partial(loss_fn, mb)
 
         seq, mbs = micro[0]["input_ids"].shape[1], micro[0]["input_ids"].shape[0]
         get_forward_backward_func()(

@@ -7,11 +7,18 @@ autograd function below does those reductions and writes its own backward, so on
 softmax (and, with entropy, the local logits) is kept for backward, like Megatron's
 ``vocab_parallel_cross_entropy``.
 
+Memory: the logits are read in their own dtype (bf16 stays bf16) and processed in row chunks of
+about ``chunk_elements`` values, each upcast to float32 on its own; the backward recomputes each
+chunk's softmax from the saved logits and the per-row max and log-normaliser. So neither pass
+holds a float32 ``[rows, vocab]`` copy: the peak is the logits, their gradient and one chunk.
+The float32 arithmetic per row is the one of a plain float32 log-softmax.
+
 Columns at or past ``true_vocab`` (Megatron pads the vocab to a multiple of 128 * TP with zero
 rows, whose logits are 0, not -inf) are excluded: their probability is exactly 0.
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -24,60 +31,97 @@ def _all_reduce(t: torch.Tensor, op, group) -> torch.Tensor:
     return t
 
 
+CHUNK_ELEMENTS = 1 << 22  # float32 values per chunk (16 MiB): a few chunk-sized temporaries at a time
+
+
+def _chunks(rows: int, width: int, chunk_elements: int):
+    step = max(1, chunk_elements // max(width, 1))
+    return [(s, min(s + step, rows)) for s in range(0, rows, step)]
+
+
 class _VocabParallelLogProbs(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, labels, vocab_start, true_vocab, group, with_entropy):
-        local_vocab = logits.shape[-1]
-        z = logits.float()
-        cols = torch.arange(vocab_start, vocab_start + local_vocab, device=z.device)
+    def _z(x, start, end, temperature, valid_cols):
+        """float32 logits of rows [start, end), divided by the temperature, padded columns -inf."""
+        z = x[start:end].to(torch.float32, copy=True)  # a copy even for float32: the ops below are in place
+        if temperature != 1.0:
+            z.div_(temperature)
+        if valid_cols is not None:
+            z.masked_fill_(~valid_cols, float("-inf"))
+        return z
+
+    @staticmethod
+    def forward(ctx, logits, labels, vocab_start, true_vocab, group, with_entropy, temperature, chunk_elements):
+        shape, local_vocab = logits.shape[:-1], logits.shape[-1]
+        x = logits.reshape(-1, local_vocab)
+        rows = x.shape[0]
+        cols = torch.arange(vocab_start, vocab_start + local_vocab, device=x.device)
         valid_cols = cols < true_vocab
-        if not bool(valid_cols.all()):
-            z = z.masked_fill(~valid_cols, float("-inf"))
-        zmax = z.max(dim=-1).values
+        valid_cols = None if bool(valid_cols.all()) else valid_cols
+        chunks = _chunks(rows, local_vocab, chunk_elements)
+        z_of = functools.partial(_VocabParallelLogProbs._z, x, temperature=temperature, valid_cols=valid_cols)
+
+        zmax = torch.empty(rows, dtype=torch.float32, device=x.device)
+        for s, e in chunks:
+            zmax[s:e] = z_of(s, e).max(dim=-1).values
         # A shard made only of padding columns has max -inf; it must not win the max.
         zmax = _all_reduce(torch.where(torch.isfinite(zmax), zmax, torch.full_like(zmax, -1e30)),
                            dist.ReduceOp.MAX, group)
-        shifted = z - zmax.unsqueeze(-1)
-        exp = shifted.exp()
-        sum_exp = _all_reduce(exp.sum(dim=-1), dist.ReduceOp.SUM, group)
 
-        local_label = labels.long() - vocab_start
+        local_label = labels.reshape(-1).long() - vocab_start
         on_rank = (local_label >= 0) & (local_label < local_vocab)
         safe = torch.where(on_rank, local_label, torch.zeros_like(local_label))
-        picked = shifted.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-        picked = _all_reduce(torch.where(on_rank, picked, torch.zeros_like(picked)), dist.ReduceOp.SUM, group)
-        log_z = sum_exp.log()
-        log_prob = picked - log_z
-
-        probs = exp.div_(sum_exp.unsqueeze(-1))  # in place: exp is not needed any more
-        entropy = None
-        if with_entropy:
-            finite = torch.where(probs > 0, shifted, torch.zeros((), dtype=shifted.dtype, device=shifted.device))
-            expected_z = _all_reduce((probs * finite).sum(dim=-1), dist.ReduceOp.SUM, group)
-            entropy = log_z - expected_z
-            ctx.save_for_backward(probs, safe, on_rank, finite, expected_z)
-        else:
-            ctx.save_for_backward(probs, safe, on_rank)
+        # per row: sum exp(z - max), z_label - max (on its rank, else 0), sum exp(z - max) (z - max)
+        sums = torch.zeros(rows, 3 if with_entropy else 2, dtype=torch.float32, device=x.device)
+        for s, e in chunks:
+            shifted = z_of(s, e).sub_(zmax[s:e].unsqueeze(-1))
+            picked = shifted.gather(-1, safe[s:e].unsqueeze(-1)).squeeze(-1)
+            sums[s:e, 1] = torch.where(on_rank[s:e], picked, torch.zeros_like(picked))
+            exp = shifted.exp()
+            sums[s:e, 0] = exp.sum(dim=-1)
+            if with_entropy:  # exp(-inf) * -inf is 0 * -inf = NaN: padded columns add 0
+                finite = shifted.masked_fill_(exp == 0, 0.0)
+                sums[s:e, 2] = (exp.mul_(finite)).sum(dim=-1)
+        sums = _all_reduce(sums, dist.ReduceOp.SUM, group)
+        log_z = sums[:, 0].log()
+        log_prob = sums[:, 1] - log_z
+        ctx.temperature, ctx.chunk_elements, ctx.valid_cols = temperature, chunk_elements, valid_cols
         ctx.with_entropy = with_entropy
-        ctx.in_dtype = logits.dtype
-        if entropy is None:
-            return log_prob, log_prob.new_zeros(())
-        return log_prob, entropy
+        ctx.shape = shape
+        if with_entropy:
+            expected_z = sums[:, 2] / sums[:, 0]  # E_p[z - max]
+            entropy = log_z - expected_z
+            ctx.save_for_backward(logits, safe, on_rank, zmax, log_z, expected_z)
+            return log_prob.reshape(shape), entropy.reshape(shape)
+        ctx.save_for_backward(logits, safe, on_rank, zmax, log_z)
+        return log_prob.reshape(shape), log_prob.new_zeros(())
 
     @staticmethod
     def backward(ctx, grad_log_prob, grad_entropy):
         if ctx.with_entropy:
-            probs, safe, on_rank, finite, expected_z = ctx.saved_tensors
+            logits, safe, on_rank, zmax, log_z, expected_z = ctx.saved_tensors
         else:
-            probs, safe, on_rank = ctx.saved_tensors
-        # d log p_y / d z_v = 1[v == y] - p_v
-        grad = probs * (-grad_log_prob.unsqueeze(-1))
-        onehot = torch.zeros_like(grad).scatter_(-1, safe.unsqueeze(-1), on_rank.unsqueeze(-1).to(grad.dtype))
-        grad.add_(onehot * grad_log_prob.unsqueeze(-1))
-        if ctx.with_entropy:
-            # d H / d z_v = -p_v (z_v - E_p[z])
-            grad.sub_(probs * (finite - expected_z.unsqueeze(-1)) * grad_entropy.unsqueeze(-1))
-        return grad.to(ctx.in_dtype), None, None, None, None, None
+            (logits, safe, on_rank, zmax, log_z), expected_z = ctx.saved_tensors, None
+        local_vocab = logits.shape[-1]
+        x = logits.reshape(-1, local_vocab)
+        glp = grad_log_prob.reshape(-1).float()
+        gent = grad_entropy.reshape(-1).float() if ctx.with_entropy else None
+        grad = torch.empty_like(x)
+        z_of = functools.partial(_VocabParallelLogProbs._z, x, temperature=ctx.temperature, valid_cols=ctx.valid_cols)
+        for s, e in _chunks(x.shape[0], local_vocab, ctx.chunk_elements):
+            shifted = z_of(s, e).sub_(zmax[s:e].unsqueeze(-1))
+            probs = (shifted - log_z[s:e].unsqueeze(-1)).exp_()
+            # d log p_y / d z_v = 1[v == y] - p_v
+            g = probs * (-glp[s:e].unsqueeze(-1))
+            g.scatter_add_(-1, safe[s:e].unsqueeze(-1), (on_rank[s:e].float() * glp[s:e]).unsqueeze(-1))
+            if gent is not None:
+                # d H / d z_v = -p_v (z_v - E_p[z])
+                finite = shifted.masked_fill_(probs == 0, 0.0).sub_(expected_z[s:e].unsqueeze(-1))
+                g.sub_(probs.mul_(finite).mul_(gent[s:e].unsqueeze(-1)))
+            if ctx.temperature != 1.0:
+                g.div_(ctx.temperature)
+            grad[s:e] = g
+        return grad.reshape(logits.shape), None, None, None, None, None, None, None
 
 
 def vocab_parallel_log_probs(
@@ -88,13 +132,18 @@ def vocab_parallel_log_probs(
     true_vocab: Optional[int] = None,
     group=None,
     with_entropy: bool = False,
+    temperature: float = 1.0,
+    chunk_elements: int = CHUNK_ELEMENTS,
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """``(log p(label), entropy or None)`` per position from this rank's vocab shard ``[..., local_vocab]``.
+    """``(log p(label), entropy or None)`` per position from this rank's vocab shard ``[..., local_vocab]``
+    under ``softmax(logits / temperature)``.
 
     ``labels`` are global vocabulary ids ``[...]``; ``group`` is the tensor-parallel group (None or
-    a group of one: plain log-softmax). Results are float32 and identical on every TP rank.
-    Gradients flow into ``logits`` for both outputs.
+    a group of one: plain log-softmax). Results are float32 and identical on every TP rank; the
+    logits may be bf16/fp16 (never copied whole to float32, see the module doc). Gradients flow
+    into ``logits`` (in their dtype) for both outputs.
     """
     true_vocab = vocab_start + logits.shape[-1] if true_vocab is None else true_vocab
-    log_prob, entropy = _VocabParallelLogProbs.apply(logits, labels, vocab_start, true_vocab, group, with_entropy)
+    log_prob, entropy = _VocabParallelLogProbs.apply(logits, labels, vocab_start, true_vocab, group, with_entropy,
+                                                     float(temperature), int(chunk_elements))
     return log_prob, (entropy if with_entropy else None)
