@@ -72,4 +72,5 @@ def test_plain_helpers_are_chunked_too(monkeypatch):
     assert (lp - ref_lp).abs().max() <= 1e-6 and (ent - old_ent).abs().max() <= 1e-6
     (lp.sum() + ent.sum()).backward()
     (ref_lp.sum() + old_ent.sum()).backward()
-    assert (x.grad - y.grad).abs().max() <= 1e-6
+    # the entropy's gradient is written out (p (E[z] - z)) instead of autograd's chain: a few ulps apart
+    assert (x.grad - y.grad).abs().max() <= 5e-6
