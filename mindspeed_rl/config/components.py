@@ -27,6 +27,17 @@ LOSS_DERIVED: Dict[str, tuple] = {
 }
 
 # ---- the Megatron engine (actor_config / ref_config) ------------------------------------------
+KERNEL_KEYS = ("transformer_impl", "attention_backend", "bias_activation_fusion", "masked_softmax_fusion",
+               "bias_dropout_fusion", "apply_rope_fusion", "persist_layer_norm", "gradient_accumulation_fusion",
+               "recompute_granularity", "recompute_method", "recompute_num_layers", "use_remove_padding")
+
+
+def _kernel_config(worker):
+    from mindspeed_rl.engine.kernels import KernelConfig
+
+    return KernelConfig(**{name: getattr(worker, name) for name in KERNEL_KEYS})
+
+
 ENGINE_DERIVED: Dict[str, tuple] = {
     "seed": (("megatron_training.seed",), lambda cfg, worker, role, steps: cfg.megatron_training.seed),
     "forward_only": ((), lambda cfg, worker, role, steps: role != "actor"),
@@ -41,6 +52,9 @@ ENGINE_DERIVED: Dict[str, tuple] = {
     "lr_warmup_steps": (("lr_warmup_fraction",),
                         lambda cfg, worker, role, steps: int(round(worker.lr_warmup_fraction * max(steps, 1)))),
     "lr_decay_steps": ((), lambda cfg, worker, role, steps: max(steps, 1)),
+    # the kernel keys of the worker section, by name (engine.kernels.KernelConfig)
+    "kernels": (KERNEL_KEYS,
+                lambda cfg, worker, role, steps: _kernel_config(worker)),
 }
 # engine settings that have no run key (the engine's defaults apply)
 ENGINE_ONLY = ("use_te", "transformer_overrides")
@@ -91,22 +105,43 @@ def megatron_engine_config(cfg, role: str, *, total_steps: int = 0):
     worker = getattr(cfg, ROLES[role])
     keys = {f.name for f in fields(worker)}
     kwargs: Dict[str, Any] = {}
-    for f in fields(MegatronEngineConfig):
-        if f.name in ENGINE_ONLY:
-            continue
-        if f.name in ENGINE_DERIVED:
-            kwargs[f.name] = ENGINE_DERIVED[f.name][1](cfg, worker, role, total_steps)
-        elif f.name in keys:
-            kwargs[f.name] = getattr(worker, f.name)
-        else:
-            raise RuntimeError(f"MegatronEngineConfig.{f.name} has no {ROLES[role]} key: add it to WorkerConfig "
-                               "(config/schema.py), or map it in config/components.py")
     try:
+        for f in fields(MegatronEngineConfig):
+            if f.name in ENGINE_ONLY:
+                continue
+            if f.name in ENGINE_DERIVED:
+                kwargs[f.name] = ENGINE_DERIVED[f.name][1](cfg, worker, role, total_steps)
+            elif f.name in keys:
+                kwargs[f.name] = getattr(worker, f.name)
+            else:
+                raise RuntimeError(f"MegatronEngineConfig.{f.name} has no {ROLES[role]} key: add it to WorkerConfig "
+                                   "(config/schema.py), or map it in config/components.py")
         return MegatronEngineConfig(**kwargs)
-    except ValueError as exc:  # the engine's messages start with the field: "params_dtype='int8': ..."
-        field = str(exc).split("=")[0].split(" ")[0]
-        key = f"{ROLES[role]}.{field}" if field in keys else ROLES[role]
-        raise ConfigError([Problem(key, kwargs.get(field, ""), str(exc), "fix the value named above")]) from None
+    except ValueError as exc:
+        raise _engine_problem(exc, worker, role, keys) from None
+
+
+def _engine_problem(exc: ValueError, worker, role: str, keys) -> ConfigError:
+    """The engine's messages start with the field: "params_dtype='int8': ..."; kernel errors carry it."""
+    field = getattr(exc, "field", None) or str(exc).split("=")[0].split(" ")[0]
+    key = f"{ROLES[role]}.{field}" if field in keys else ROLES[role]
+    return ConfigError([Problem(key, getattr(worker, field, ""), str(exc), "fix the value named above")])
+
+
+def engine_kernels(cfg, role: str):
+    """``engine.kernels.ResolvedKernels`` of ``role`` on this process's platform (the driver's; each
+    rank resolves again on its own when it builds its model)."""
+    from mindspeed_rl.engine.kernels import KernelError, resolve_kernels
+    from mindspeed_rl.platform import current_platform
+
+    engine = megatron_engine_config(cfg, role)
+    platform = current_platform()
+    worker = getattr(cfg, ROLES[role])
+    try:
+        return resolve_kernels(engine.kernels, platform.name, te_available=platform.use_transformer_engine(),
+                               recompute_activations=engine.recompute_activations)
+    except KernelError as exc:
+        raise _engine_problem(exc, worker, role, {f.name for f in fields(worker)}) from None
 
 
 def check_components(cfg, out: list) -> None:
@@ -115,6 +150,8 @@ def check_components(cfg, out: list) -> None:
         lambda: policy_loss_config(cfg),
         lambda: megatron_engine_config(cfg, "actor", total_steps=total_optimizer_steps(cfg)),
         lambda: megatron_engine_config(cfg, "ref"),
+        lambda: engine_kernels(cfg, "actor"),
+        lambda: engine_kernels(cfg, "ref"),
     )
     for build in builders:
         try:

@@ -87,7 +87,25 @@ class WorkerConfig:
     clip_grad: float = option(1.0, "Clip the global gradient norm to this (0: off)")
     params_dtype: Literal["fp32", "bf16", "fp16"] = option("bf16", "Parameter / compute dtype")
     use_distributed_optimizer: bool = option(True, "Shard optimizer state over data-parallel ranks (ZeRO-1)")
-    recompute_activations: bool = option(False, "Recompute activations in backward (full recompute)")
+    recompute_activations: bool = option(False, "Recompute activations in backward (shorthand for recompute_granularity=full)")
+    # kernels (engine.kernels): empty fusions take the platform's default (CPU: off; CUDA: on, TE's with TE)
+    transformer_impl: Literal["auto", "local", "transformer_engine"] = option(
+        "auto", "Layer spec: auto (Transformer Engine on CUDA when importable, else local), local, transformer_engine")
+    attention_backend: Literal["auto", "flash", "fused", "unfused", "local"] = option(
+        "auto", "megatron-core AttnBackend; flash/fused/unfused are TE's (CUDA), local is the local spec's")
+    bias_activation_fusion: Optional[bool] = option(None, "Fused bias + SwiGLU (empty: platform default)")
+    masked_softmax_fusion: Optional[bool] = option(None, "Fused scale-mask-softmax (empty: platform default)")
+    bias_dropout_fusion: Optional[bool] = option(None, "Fused bias + dropout + add (empty: platform default)")
+    apply_rope_fusion: Optional[bool] = option(None, "Fused RoPE, Transformer Engine's (empty: platform default)")
+    persist_layer_norm: Optional[bool] = option(None, "Apex persistent layer norm (empty: off)")
+    gradient_accumulation_fusion: Optional[bool] = option(
+        None, "Fused weight-gradient accumulation into main_grad (TE or Apex; empty: on with TE)")
+    recompute_granularity: Optional[Literal["full", "selective"]] = option(
+        None, "Activation recompute: full or selective (empty: off, unless recompute_activations)")
+    recompute_method: Optional[Literal["uniform", "block"]] = option(None, "Full recompute: uniform or block (empty: uniform)")
+    recompute_num_layers: Optional[int] = option(None, "Full recompute: layers per unit (uniform) / recomputed (block); empty: 1")
+    use_remove_padding: bool = option(
+        False, "Packed (THD) sequences without padding tokens; needs Transformer Engine attention (CUDA)")
     sequence_parallel: bool = option(False, "Megatron sequence parallelism (needs TP > 1)")
     load: str = option("", "Megatron checkpoint to initialise from (tools/convert output)")
     offload_params: bool = option(False, "Park parameters in host memory while the rollout engine runs")

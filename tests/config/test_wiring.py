@@ -48,6 +48,11 @@ SPECIAL = {  # values the generic rule cannot make (structured or path-like keys
     "rl_config.clip_ratio_low": 0.1,
     "rl_config.clip_ratio_high": 0.3,
     "rl_config.clip_ratio_c": 3.0,
+    # kernel keys: empty means the platform's default (engine.kernels); any explicit value is non-default
+    **{f"{role}.{key}": value for role in ("actor_config", "ref_config") for key, value in (
+        ("bias_activation_fusion", False), ("masked_softmax_fusion", False), ("bias_dropout_fusion", False),
+        ("apply_rope_fusion", False), ("persist_layer_norm", False), ("gradient_accumulation_fusion", False),
+        ("recompute_granularity", "full"), ("recompute_method", "block"), ("recompute_num_layers", 2))},
 }
 
 
