@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from mindspeed_rl.engine import batch as engine_batch
+from mindspeed_rl.engine import packing as engine_packing
 from mindspeed_rl.engine.config import MegatronEngineConfig
 from mindspeed_rl.engine.layout import EngineLayout
 from mindspeed_rl.engine.offload import StorageParking, optimizer_state_tensors
@@ -204,7 +205,11 @@ class MegatronEngine:
         pos = engine_batch.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
         labels = mb["input_ids"].to(logits.device).gather(1, pos + 1)
         # only the response positions, in the logits' dtype; the kernel upcasts chunk by chunk
-        picked = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        if "packed_rows" in mb:  # packed logits [1, T, V]: the response positions of each row in T
+            flat = engine_packing.packed_index(mb["packed_rows"], pos.cpu()).to(logits.device)
+            picked = logits[0].index_select(0, flat.reshape(-1)).view(*flat.shape, logits.shape[-1])
+        else:
+            picked = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         vocab_local = logits.shape[-1]
         return vocab_parallel_log_probs(
             picked, labels, vocab_start=self.tp_rank * vocab_local, true_vocab=self.bridge.vocab_size,
@@ -231,13 +236,26 @@ class MegatronEngine:
         device = self.device
         half = {"fp32_output": False} if self._half else {}  # logits in the compute dtype (see _build_model)
 
+        packed = self.kernels.packed_sequences
+        if packed:  # THD: each micro-batch's rows end to end, attention kept per row by cu_seqlens
+            micro = [dict(mb, packed_rows=engine_packing.pack(mb["input_ids"], mb["attention_mask"],
+                                                              self._seq_multiple())) for mb in micro]
+
         def forward_step(data_iterator, model):
             mb = next(data_iterator)
+            if packed:
+                rows = mb["packed_rows"]
+                out = model(rows.tokens.to(device), rows.position_ids.to(device), None,
+                            packed_seq_params=engine_packing.packed_seq_params(rows, device), **half)
+                return out, functools.partial(loss_fn, mb)
             tokens = mb["input_ids"].to(device)
             positions = torch.arange(tokens.shape[1], device=device).unsqueeze(0).expand_as(tokens)
             return model(tokens, positions, None, **half), functools.partial(loss_fn, mb)
 
-        seq, mbs = micro[0]["input_ids"].shape[1], micro[0]["input_ids"].shape[0]
+        if packed:
+            seq, mbs = micro[0]["packed_rows"].total, 1
+        else:
+            seq, mbs = micro[0]["input_ids"].shape[1], micro[0]["input_ids"].shape[0]
         get_forward_backward_func()(
             forward_step_func=forward_step, data_iterator=iter(micro), model=[self.model],
             num_microbatches=len(micro), seq_length=seq, micro_batch_size=mbs, forward_only=forward_only,
