@@ -80,8 +80,8 @@ class _VocabParallelLogProbs(torch.autograd.Function):
             exp = shifted.exp()
             sums[s:e, 0] = exp.sum(dim=-1)
             if with_entropy:  # exp(-inf) * -inf is 0 * -inf = NaN: padded columns add 0
-                finite = shifted.masked_fill_(exp == 0, 0.0)
-                sums[s:e, 2] = (exp.mul_(finite)).sum(dim=-1)
+                sums[s:e, 2] = exp.mul_(shifted.masked_fill_(exp == 0, 0.0)).sum(dim=-1)
+            del shifted, exp  # before the next chunk's copy: one chunk's temporaries alive at a time
         sums = _all_reduce(sums, dist.ReduceOp.SUM, group)
         log_z = sums[:, 0].log()
         log_prob = sums[:, 1] - log_z
@@ -116,11 +116,13 @@ class _VocabParallelLogProbs(torch.autograd.Function):
             g.scatter_add_(-1, safe[s:e].unsqueeze(-1), (on_rank[s:e].float() * glp[s:e]).unsqueeze(-1))
             if gent is not None:
                 # d H / d z_v = -p_v (z_v - E_p[z])
-                finite = shifted.masked_fill_(probs == 0, 0.0).sub_(expected_z[s:e].unsqueeze(-1))
-                g.sub_(probs.mul_(finite).mul_(gent[s:e].unsqueeze(-1)))
+                centred = shifted.masked_fill_(probs == 0, 0.0).sub_(expected_z[s:e].unsqueeze(-1))  # in place
+                g.sub_(probs.mul_(centred).mul_(gent[s:e].unsqueeze(-1)))
+                del centred
             if ctx.temperature != 1.0:
                 g.div_(ctx.temperature)
             grad[s:e] = g
+            del shifted, probs, g
         return grad.reshape(logits.shape), None, None, None, None, None, None, None
 
 
