@@ -32,6 +32,31 @@ def _te_available() -> bool:
     return current_platform().use_transformer_engine()
 
 
+def mark_tensor_parallel_weights(model: torch.nn.Module) -> int:
+    """Give the local spec's TP-sharded weights their ``tensor_model_parallel`` marks; returns how
+    many were missing. megatron-core 0.16 sets them inside its init functions only, so with
+    ``perform_initialization=False`` the sharded weights of ColumnParallelLinear, RowParallelLinear
+    and VocabParallelEmbedding look replicated: the grad norm then counts TP rank 0's shard alone
+    and clipping (hence the update) depends on TP. TE's layers mark their own weights."""
+    from megatron.core.tensor_parallel.layers import (ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding,
+                                                      set_tensor_model_parallel_attributes)
+
+    marked = 0
+    for module in model.modules():
+        if isinstance(module, (ColumnParallelLinear, VocabParallelEmbedding)):
+            dim = 0
+        elif isinstance(module, RowParallelLinear):
+            dim = 1
+        else:
+            continue
+        weight = getattr(module, "weight", None)
+        if weight is None or hasattr(weight, "tensor_model_parallel"):
+            continue
+        set_tensor_model_parallel_attributes(weight, True, dim, 1)
+        marked += 1
+    return marked
+
+
 class MegatronEngine:
     """A megatron-core GPTModel on this rank, with optimizer (actor) or forward-only (reference).
 
@@ -160,6 +185,8 @@ class MegatronEngine:
             pre_process=self.layout.is_first_stage,
             post_process=self.is_last_stage,
         )
+        if loading_weights:
+            mark_tensor_parallel_weights(model)
         model.to(self.device)
         self._half = c.torch_dtype != torch.float32
         if self._half:
