@@ -39,6 +39,12 @@ RENAMES: dict[str, tuple[tuple[str, ...], Optional[Callable[[Any], Any]]]] = {
     "megatron_training.sequence_parallel": (("actor_config.sequence_parallel",), _SAME),
     "megatron_training.use_distributed_optimizer": (("actor_config.use_distributed_optimizer",), _SAME),
     "actor_config.save": (("megatron_training.save",), _SAME),
+    # Megatron's --no-X flags: true turns the fusion off, false leaves the platform's default (engine.kernels)
+    "megatron_training.no_masked_softmax_fusion": (
+        ("actor_config.masked_softmax_fusion", "ref_config.masked_softmax_fusion"), lambda v: False if v else None),
+    "megatron_training.no_gradient_accumulation_fusion": (
+        ("actor_config.gradient_accumulation_fusion", "ref_config.gradient_accumulation_fusion"),
+        lambda v: False if v else None),
 }
 
 _ALWAYS = "always on here"
@@ -46,9 +52,7 @@ _ALWAYS = "always on here"
 OBSOLETE: dict[str, tuple[str, Optional[tuple]]] = {
     "megatron_training.model": ("selects the model section; the architecture comes from the model's config.json", None),
     "megatron_training.use_mcore_models": (f"megatron-core models are {_ALWAYS}", (True,)),
-    "megatron_training.no_masked_softmax_fusion": ("megatron-core picks the softmax kernel", None),
     "megatron_training.attention_softmax_in_fp32": ("megatron-core computes the attention softmax in fp32", None),
-    "megatron_training.no_gradient_accumulation_fusion": ("the platform adaptor decides the fusion", None),
     "megatron_training.tokenizer_type": ("tokenizers are HF tokenizers", ("PretrainedFromHF", "HuggingFaceTokenizer")),
     "megatron_training.stage": ("cli/train_grpo.py runs GRPO (DAPO: its rl_config keys)", ("ray_grpo", "ray_dapo")),
     "megatron_training.attention_dropout": ("RL updates run without dropout", (0, 0.0)),

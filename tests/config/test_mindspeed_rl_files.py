@@ -2,7 +2,7 @@
 in its README): every key is accepted, renamed (one note naming the new key) or ignored with a note
 saying why; a typo is still refused with did-you-mean; the dry run prints the plan.
 
-Proves: the 16 renames land on our keys with MindSpeed-RL's values; ``num_layer_list: 16,17,16,15`` is a
+Proves: the 18 renames land on our keys with MindSpeed-RL's values; ``num_layer_list: 16,17,16,15`` is a
 list of ints; the nested model YAML's Megatron names become the architecture; ``math_verify_reward``
 validates; ``seq_length`` is reinterpreted; the colocated reference takes the actor's layout.
 """
@@ -27,7 +27,7 @@ PUBLISHED_SHA256 = {  # MindSpeed-RL 05a90d77 (tests/fixtures/mindspeed_rl/READM
     "grpo_qwen25_32b_A3.yaml": "5f96919df10562cc9280a05dd744cbeeafbdcb3b60fd93878e872e1ed6cae402",
     "model/qwen25_32b.yaml": "d3b84fe787a197a65d772d602d3bd7bbf396a02338cd45660775ce7656e24c9e",
 }
-THE_16_RENAMES = {
+THE_18_RENAMES = {
     "rl_config.actor_resource.num_npus": "rl_config.actor_resource.num_devices",
     "rl_config.init_kl_coef": "rl_config.kl_coef",
     "rl_config.kl_penalty": "rl_config.kl_estimator",
@@ -44,6 +44,8 @@ THE_16_RENAMES = {
     "megatron_training.sequence_parallel": "actor_config.sequence_parallel",
     "megatron_training.use_distributed_optimizer": "actor_config.use_distributed_optimizer",
     "actor_config.save": "megatron_training.save",
+    "megatron_training.no_masked_softmax_fusion": "actor_config.masked_softmax_fusion",
+    "megatron_training.no_gradient_accumulation_fusion": "actor_config.gradient_accumulation_fusion",
 }
 
 
@@ -76,9 +78,9 @@ def test_run_yaml_validates_with_one_note_per_renamed_or_ignored_key():
     renamed = [k for k in published if k in RENAMES]
     ignored = [k for k in published if k in OBSOLETE]
     accepted = [k for k in published if k in ours]
-    assert sorted(renamed) == sorted(THE_16_RENAMES)
+    assert sorted(renamed) == sorted(THE_18_RENAMES)
     assert len(accepted) + len(renamed) + len(ignored) == len(published) == 96
-    for old, new in THE_16_RENAMES.items():
+    for old, new in THE_18_RENAMES.items():
         hits = [n for n in notes if n.startswith(f"{old} is renamed")]
         assert len(hits) == 1 and new in hits[0], (old, hits)
     for key in ignored:
@@ -91,6 +93,9 @@ def test_run_yaml_validates_with_one_note_per_renamed_or_ignored_key():
     assert a.mini_batch_size == 64 and a.epochs == 1 and mt.max_prompt_length == 1024
     assert r.micro_batch_size == 16 and a.offload_params and a.offload_grads and a.offload_optimizer
     assert a.params_dtype == r.params_dtype == "bf16" and a.sequence_parallel and a.use_distributed_optimizer
+    # no_masked_softmax_fusion / no_gradient_accumulation_fusion: true -> the fusions off (engine.kernels)
+    assert a.masked_softmax_fusion is r.masked_softmax_fusion is False
+    assert a.gradient_accumulation_fusion is r.gradient_accumulation_fusion is False
     assert mt.save == "./ckpt" and a.load == "./ckpt"
     assert a.num_layer_list == [16, 17, 16, 15] and a.adam_beta2 == 0.95 and a.weight_decay == 0.01
     assert rl.verifier_function == ["math_verify_reward"]
@@ -176,7 +181,7 @@ def test_dry_run_prints_the_plan_and_the_notes():
     assert proc.returncode == 0, proc.stderr
     assert "actor: 16 ranks = TP4 x PP4 x DP1" in proc.stdout and "rollout (vllm): 8 replica(s) of TP2" in proc.stdout
     assert "reference: colocated with the actor" in proc.stdout and "verdict:" in proc.stdout
-    assert proc.stderr.count(" is renamed: now ") == 16
+    assert proc.stderr.count(" is renamed: now ") == len(THE_18_RENAMES)
     assert "rl_config.init_kl_coef is renamed: now rl_config.kl_coef" in proc.stderr
 
 
