@@ -4,11 +4,14 @@
 # interleaved) and the countdown demo on 3 seeds. A run whose Ray start times out is retried once.
 # Prepare first: python3 tools/demo/prepare_tiny_cpu.py; python3 tools/demo/prepare_tiny_cpu.py --task countdown
 #
-#   bash benchmarks/dapo_countdown_queue.sh [filter_iters=12] [countdown_iters=20]
+#   bash benchmarks/dapo_countdown_queue.sh [filter_iters=8] [countdown_iters=16]
+# TEST_FREQ (default 2): held-out validation every so many filter-run iterations (pass@1 points to
+# interpolate by wall time).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-FITERS=${1:-12}
-CITERS=${2:-20}
+FITERS=${1:-8}
+CITERS=${2:-16}
+TEST_FREQ=${TEST_FREQ:-2}
 export TOKENIZERS_PARALLELISM=false
 mkdir -p work_dirs/bench
 
@@ -26,7 +29,7 @@ run() {  # run <out dir> <config> [overrides...]
 
 filter() {  # filter <true|false> <seed>
   run "work_dirs/bench/filter_$1_s$2" grpo_tiny_cpu megatron_training.seed="$2" megatron_training.train_iters="$FITERS" \
-    megatron_training.global_batch_size=16 actor_config.mini_batch_size=16 rl_config.test_freq=4 \
+    megatron_training.global_batch_size=16 actor_config.mini_batch_size=16 rl_config.test_freq="$TEST_FREQ" \
     rl_config.filter_groups_enable="$1" rl_config.filter_groups_metric=acc rl_config.max_num_gen_batches=3
 }
 
