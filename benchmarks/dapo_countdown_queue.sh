@@ -13,6 +13,9 @@ FITERS=${1:-8}
 CITERS=${2:-16}
 TEST_FREQ=${TEST_FREQ:-2}
 export TOKENIZERS_PARALLELISM=false
+# Ray starts its workers at niceness 15: on a shared box other jobs then starve the rollout (a
+# 276 s step, 208 s of it rollout), and the timings measure the neighbours, not the run
+export RAY_worker_niceness=${RAY_worker_niceness:-0}
 mkdir -p work_dirs/bench
 
 run() {  # run <out dir> <config> [overrides...]

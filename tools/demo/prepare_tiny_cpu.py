@@ -45,11 +45,12 @@ def _countdown_messages(row: dict) -> list[dict]:
 
 
 TASKS = {
-    "arith": dict(work_dir="work_dirs/tiny_cpu", train_rows=2000, sft_steps=300, problems=_arith, template="qwen_r1", dataset_config="tiny_arith",
+    "arith": dict(work_dir="work_dirs/tiny_cpu", train_rows=2000, sft_steps=300, sft_decay="constant", num_layers=2, problems=_arith, template="qwen_r1", dataset_config="tiny_arith",
                   messages=lambda r: r["problem"]),
     # Countdown: small problems and a long warm start, so that the tiny model starts at a solve rate
-    # where GRPO's groups are not all zero (3 numbers in 1..9 with 300 steps started at ~1%: no signal)
-    "countdown": dict(work_dir="work_dirs/countdown_tiny_cpu", train_rows=500, sft_steps=500, problems=_countdown, template="qwen_countdown",
+    # where GRPO's groups are not all zero (3 numbers in 1..9 with 300 steps started at ~1%: no signal;
+    # 2 layers with 500 steps still miscopied numbers and sums, 5%); 4 layers copy and add
+    "countdown": dict(work_dir="work_dirs/countdown_tiny_cpu", train_rows=500, sft_steps=1200, sft_decay="cosine", num_layers=4, problems=_countdown, template="qwen_countdown",
                       dataset_config="countdown_tiny", messages=_countdown_messages),
 }
 
@@ -65,11 +66,13 @@ def main() -> int:
     parser.add_argument("--work-dir", default=None, help="where everything is written (default: per task)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--train-rows", type=int, default=None, help="synthetic training prompts (arith 2000, countdown 500)")
-    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start steps (0: skip; arith 300, countdown 500)")
+    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start steps (0: skip; arith 300, countdown 1200)")
+    parser.add_argument("--sft-lr-decay", choices=["constant", "cosine"], default=None,
+                        help="warm-start learning-rate schedule (arith constant, countdown cosine to lr/20)")
     parser.add_argument("--sft-lr", type=float, default=2e-3)
     parser.add_argument("--sft-batch", type=int, default=16)
     parser.add_argument("--hidden-size", type=int, default=128)
-    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--num-layers", type=int, default=None, help="arith 2, countdown 4")
     parser.add_argument("--min-numbers", type=int, default=2, help="countdown: fewest numbers per problem")
     parser.add_argument("--max-numbers", type=int, default=3, help="countdown: most numbers per problem")
     parser.add_argument("--max-number", type=int, default=6, help="countdown: numbers are drawn from 1..max-number")
@@ -84,6 +87,8 @@ def main() -> int:
     args.work_dir = args.work_dir or task["work_dir"]
     args.train_rows = args.train_rows or task["train_rows"]
     args.sft_steps = task["sft_steps"] if args.sft_steps is None else args.sft_steps
+    args.sft_lr_decay = args.sft_lr_decay or task["sft_decay"]
+    args.num_layers = args.num_layers or task["num_layers"]
     work = (ROOT / args.work_dir).resolve() if not os.path.isabs(args.work_dir) else Path(args.work_dir)
     done_marker = work / "PREPARED.json"
     if done_marker.exists() and not args.force:
@@ -128,10 +133,10 @@ def main() -> int:
             "rows = [json.loads(l) for l in open(%r)]\n"
             "ds = PromptDataset(%r)\n"
             "prompts = [ds.prompt_ids(i).tolist() for i in range(len(ds))]\n"
-            "warm_start(%r, %r, %r, prompts, rows, steps=%d, lr=%r, batch_size=%d, seed=%d, task=%r)\n"
+            "warm_start(%r, %r, %r, prompts, rows, steps=%d, lr=%r, batch_size=%d, seed=%d, task=%r, lr_decay_style=%r)\n"
         ) % (str(ROOT), str(work / "data" / "train.jsonl"), str(work / "data" / "train"), str(work / "hf_init"),
              str(work / "mcore_init"), str(work / "hf_sft"), args.sft_steps, args.sft_lr, args.sft_batch, args.seed,
-             args.task)])
+             args.task, args.sft_lr_decay)])
         run([sys.executable, "tools/convert/convert_ckpt.py", "hf2mcore", "--load-dir", str(work / "hf_sft"),
              "--save-dir", str(work / "mcore"), "--tp", "1", "--pp", "1", "--quiet"])
         print(f"[4/4] SFT warm start ({args.sft_steps} steps) -> {work / 'mcore'}")
