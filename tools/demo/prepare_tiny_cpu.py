@@ -50,7 +50,7 @@ TASKS = {
     # Countdown: small problems and a long warm start, so that the tiny model starts at a solve rate
     # where GRPO's groups are not all zero (3 numbers in 1..9 with 300 steps started at ~1%: no signal;
     # 2 layers with 500 steps still miscopied numbers and sums, 5%); 4 layers copy and add
-    "countdown": dict(work_dir="work_dirs/countdown_tiny_cpu", train_rows=500, sft_steps=1200, sft_decay="cosine", num_layers=4, problems=_countdown, template="qwen_countdown",
+    "countdown": dict(work_dir="work_dirs/countdown_tiny_cpu", train_rows=500, sft_steps=600, sft_decay="cosine", num_layers=4, problems=_countdown, template="qwen_countdown",
                       dataset_config="countdown_tiny", messages=_countdown_messages),
 }
 
@@ -66,7 +66,7 @@ def main() -> int:
     parser.add_argument("--work-dir", default=None, help="where everything is written (default: per task)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--train-rows", type=int, default=None, help="synthetic training prompts (arith 2000, countdown 500)")
-    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start steps (0: skip; arith 300, countdown 1200)")
+    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start steps (0: skip; arith 300, countdown 600)")
     parser.add_argument("--sft-lr-decay", choices=["constant", "cosine"], default=None,
                         help="warm-start learning-rate schedule (arith constant, countdown cosine to lr/20)")
     parser.add_argument("--sft-lr", type=float, default=2e-3)
