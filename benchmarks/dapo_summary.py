@@ -7,7 +7,8 @@ used, and held-out greedy pass@1 at each validation against the run's cumulative
 (sum of timing/all; validation time is left out, it is the same work on both sides). pass@1 "at
 equal time" is interpolated linearly between validation points at fractions of the shorter side's
 total training time. Countdown (countdown_s<seed>): first-5 and last-5 iteration means of the solve
-rate (reward/countdown_acc/mean) and of the shaped reward, and the training time.
+rate (countdown_acc over every generated sample; reward/countdown_acc/mean without dynamic
+sampling) and of the shaped reward, and the training time.
 
     python3 benchmarks/dapo_summary.py [work_dirs/bench]
 """
@@ -116,12 +117,15 @@ def countdown_report(bench: Path) -> None:
         if len(steps) < 10:
             print(f"\n{run.name}: only {len(steps)} steps")
             continue
-        acc = [s["reward/countdown_acc/mean"] for s in steps]
-        rew = [s["reward/countdown/mean"] for s in steps]
+        # with dynamic sampling reward/* covers the kept groups only: use the generated samples' rates
+        gen = "dynamic_sampling/generated_countdown_acc_mean" in steps[0]
+        acc = [s["dynamic_sampling/generated_countdown_acc_mean" if gen else "reward/countdown_acc/mean"] for s in steps]
+        rew = [s["dynamic_sampling/generated_countdown_mean" if gen else "reward/countdown/mean"] for s in steps]
         print(f"\n{run.name}: {len(steps)} steps, {sum(s['timing/all'] for s in steps):.0f}s of training; "
               f"solve rate first-5 {statistics.mean(acc[:5]):.3f} -> last-5 {statistics.mean(acc[-5:]):.3f}; "
               f"countdown reward {statistics.mean(rew[:5]):.3f} -> {statistics.mean(rew[-5:]):.3f}; "
-              f"zero-adv groups first-5 {statistics.mean(s['advantages/zero_group_fraction'] for s in steps[:5]):.2f}")
+              f"all-wrong/constant groups generated first-5 {statistics.mean(zero_adv(steps[:5])[0]):.2f} -> last-5 "
+              f"{statistics.mean(zero_adv(steps[-5:])[0]):.2f}" + (" (generated samples)" if gen else ""))
         print(f"{run.name}: solve rate per step {_fmt(acc)}")
 
 
