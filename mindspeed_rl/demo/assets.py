@@ -32,9 +32,9 @@ def reference_response(row: dict, style: int = 0) -> str:
 def countdown_reference_response(row: dict, style: int = 0) -> str:
     """A Mini-R1-style countdown response (the prompt already opened ``<think>``): the solver's
     steps, then the equation; the SFT warm-start target of the countdown demo."""
-    steps = row["steps"] if style % 2 == 0 else list(reversed(row["steps"]))
+    # steps stay in the solver's (causal) order: each uses values already written
     joiner = (", ", "; ", " and ")[style % 3]
-    return f" {joiner.join(steps)} </think>\n<answer> {row['solution']} </answer>"
+    return f" {joiner.join(row['steps'])} </think>\n<answer> {row['solution']} </answer>"
 
 
 REFERENCE_RESPONSES = {"arith": reference_response, "countdown": countdown_reference_response}

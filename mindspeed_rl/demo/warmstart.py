@@ -43,8 +43,10 @@ def _to_batch(examples, pad_id: int) -> dict:
 
 
 def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[int]], rows: list[dict],
-               steps: int, lr: float, batch_size: int, seed: int, task: str = "arith") -> list[float]:
-    """SFT ``steps`` steps from ``mcore_dir`` (a converted checkpoint), save the result as a HF model."""
+               steps: int, lr: float, batch_size: int, seed: int, task: str = "arith",
+               lr_decay_style: str = "constant") -> list[float]:
+    """SFT ``steps`` steps from ``mcore_dir`` (a converted checkpoint), save the result as a HF model.
+    ``lr_decay_style`` cosine anneals to lr/20 over the steps (the long countdown warm start)."""
     from transformers import AutoConfig, AutoTokenizer
 
     from mindspeed_rl.engine import MegatronEngine, MegatronEngineConfig
@@ -58,8 +60,8 @@ def warm_start(hf_dir: str, mcore_dir: str, out_hf_dir: str, prompts: list[list[
     platform.apply_megatron_adaptor()
     tokenizer = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
     hf_config = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
-    cfg = MegatronEngineConfig(params_dtype="fp32", micro_batch_size=batch_size, lr=lr, lr_decay_style="constant",
-                               lr_decay_steps=steps, clip_grad=1.0, seed=seed, use_distributed_optimizer=False)
+    cfg = MegatronEngineConfig(params_dtype="fp32", micro_batch_size=batch_size, lr=lr, lr_decay_style=lr_decay_style,
+                               min_lr=lr / 20 if lr_decay_style != "constant" else 0.0, lr_decay_steps=steps, clip_grad=1.0, seed=seed, use_distributed_optimizer=False)
     engine = MegatronEngine(hf_config, cfg, load=mcore_dir)
     losses = []
     from mindspeed_rl.demo.assets import REFERENCE_RESPONSES

@@ -107,12 +107,15 @@ def fill_batch(first_rows: list[int], next_rows: Callable[[], list[int]],
     kept: list[ScoredRollout] = []
     num_kept = generated = rounds = constant = 0
     all_scores: list[float] = []
+    all_fn: dict[str, list[float]] = {}
     rows = first_rows
     while True:
         scored = generate_and_score(rows, rounds)
         rounds += 1
         generated += len(scored.prompts)
         all_scores.extend(scored.scores)
+        for name, values in scored.per_fn.items():
+            all_fn.setdefault(name, []).extend(values)
         groups = varied_groups(scored.metric_values(metric), scored.prompt_index)
         constant += len(scored.prompts) - len(groups)
         take = groups[: max(target - num_kept, 0)]
@@ -139,4 +142,8 @@ def fill_batch(first_rows: list[int], next_rows: Callable[[], list[int]],
         "dynamic_sampling/batch_short": float(target - num_kept),
         "dynamic_sampling/generated_reward_mean": sum(all_scores) / max(len(all_scores), 1),
     }
+    # reward/<fn>/mean is over the kept groups (biased towards varied ones); the generated
+    # samples' means are the policy's own rates (e.g. the solve rate a run should raise)
+    for name, values in all_fn.items():
+        metrics[f"dynamic_sampling/generated_{name}_mean"] = sum(values) / max(len(values), 1)
     return (ScoredRollout.concat(kept) if kept else None), metrics

@@ -68,6 +68,10 @@ def test_keeps_exactly_the_varied_groups_and_fills_across_rounds():
     assert m["dynamic_sampling/gen_batches"] == 2 and m["dynamic_sampling/groups_kept"] == 4
     assert m["dynamic_sampling/groups_constant"] == 4 and m["dynamic_sampling/groups_dropped"] == 4
     assert m["dynamic_sampling/batch_short"] == 0 and m["dynamic_sampling/prompts_generated"] == 8
+    # per-function means over every generated sample (rows 0-7), not only the kept groups
+    generated_acc = [float(x > 0) for r in range(8) for x in REWARDS[r]]
+    assert m["dynamic_sampling/generated_acc_mean"] == pytest.approx(sum(generated_acc) / len(generated_acc))
+    assert m["dynamic_sampling/generated_acc_mean"] < sum(out.per_fn["acc"]) / len(out.per_fn["acc"])
 
 
 def test_surplus_of_the_last_round_is_dropped():

@@ -23,19 +23,19 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
-def _arith(seed: int, count: int):
+def _arith(seed: int, count: int, args):
     from mindspeed_rl.demo.assets import arithmetic_problems
 
     return arithmetic_problems(seed, count), arithmetic_problems(seed + 1, 200)
 
 
-def _countdown(seed: int, count: int):
-    """3 numbers in 1..9, integer targets in 1..40; test problems never appear in train."""
-    from mindspeed_rl.data.countdown import countdown_problems
+def _countdown(seed: int, count: int, args):
+    """Distinct solvable problems (default 2-3 numbers in 1..6, integer targets in 1..30), split into
+    train and 100 held-out test problems that never appear in train."""
+    from mindspeed_rl.demo.countdown_data import split_countdown_problems
 
-    rows = countdown_problems(count + 200, seed, min_numbers=3, max_numbers=3, min_number=1, max_number=9,
-                              min_target=1, max_target=40)
-    return rows[:count], rows[count:]
+    return split_countdown_problems(count, 100, seed, min_numbers=args.min_numbers, max_numbers=args.max_numbers,
+                                    max_number=args.max_number, max_target=args.max_target)
 
 
 def _countdown_messages(row: dict) -> list[dict]:
@@ -45,9 +45,12 @@ def _countdown_messages(row: dict) -> list[dict]:
 
 
 TASKS = {
-    "arith": dict(work_dir="work_dirs/tiny_cpu", train_rows=2000, problems=_arith, template="qwen_r1", dataset_config="tiny_arith",
+    "arith": dict(work_dir="work_dirs/tiny_cpu", train_rows=2000, sft_steps=300, sft_decay="constant", num_layers=2, problems=_arith, template="qwen_r1", dataset_config="tiny_arith",
                   messages=lambda r: r["problem"]),
-    "countdown": dict(work_dir="work_dirs/countdown_tiny_cpu", train_rows=1200, problems=_countdown, template="qwen_countdown",
+    # Countdown: small problems and a long warm start, so that the tiny model starts at a solve rate
+    # where GRPO's groups are not all zero (3 numbers in 1..9 with 300 steps started at ~1%: no signal;
+    # 2 layers with 500 steps still miscopied numbers and sums, 5%); 4 layers copy and add
+    "countdown": dict(work_dir="work_dirs/countdown_tiny_cpu", train_rows=500, sft_steps=600, sft_decay="cosine", num_layers=4, problems=_countdown, template="qwen_countdown",
                       dataset_config="countdown_tiny", messages=_countdown_messages),
 }
 
@@ -62,12 +65,18 @@ def main() -> int:
     parser.add_argument("--task", choices=sorted(TASKS), default="arith", help="the demo task")
     parser.add_argument("--work-dir", default=None, help="where everything is written (default: per task)")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--train-rows", type=int, default=None, help="synthetic training prompts (arith 2000, countdown 1200)")
-    parser.add_argument("--sft-steps", type=int, default=300, help="warm-start steps (0: skip)")
+    parser.add_argument("--train-rows", type=int, default=None, help="synthetic training prompts (arith 2000, countdown 500)")
+    parser.add_argument("--sft-steps", type=int, default=None, help="warm-start steps (0: skip; arith 300, countdown 600)")
+    parser.add_argument("--sft-lr-decay", choices=["constant", "cosine"], default=None,
+                        help="warm-start learning-rate schedule (arith constant, countdown cosine to lr/20)")
     parser.add_argument("--sft-lr", type=float, default=2e-3)
     parser.add_argument("--sft-batch", type=int, default=16)
     parser.add_argument("--hidden-size", type=int, default=128)
-    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--num-layers", type=int, default=None, help="arith 2, countdown 4")
+    parser.add_argument("--min-numbers", type=int, default=2, help="countdown: fewest numbers per problem")
+    parser.add_argument("--max-numbers", type=int, default=3, help="countdown: most numbers per problem")
+    parser.add_argument("--max-number", type=int, default=6, help="countdown: numbers are drawn from 1..max-number")
+    parser.add_argument("--max-target", type=int, default=30, help="countdown: targets are integers in 1..max-target")
     parser.add_argument("--force", action="store_true", help="rebuild even if the work dir is complete")
     args = parser.parse_args()
 
@@ -77,6 +86,9 @@ def main() -> int:
     task = TASKS[args.task]
     args.work_dir = args.work_dir or task["work_dir"]
     args.train_rows = args.train_rows or task["train_rows"]
+    args.sft_steps = task["sft_steps"] if args.sft_steps is None else args.sft_steps
+    args.sft_lr_decay = args.sft_lr_decay or task["sft_decay"]
+    args.num_layers = args.num_layers or task["num_layers"]
     work = (ROOT / args.work_dir).resolve() if not os.path.isabs(args.work_dir) else Path(args.work_dir)
     done_marker = work / "PREPARED.json"
     if done_marker.exists() and not args.force:
@@ -88,7 +100,7 @@ def main() -> int:
     t0 = time.time()
 
     # 1. data rows and a tokenizer trained on the rendered template + reference responses
-    rows, test_rows = task["problems"](args.seed, args.train_rows)
+    rows, test_rows = task["problems"](args.seed, args.train_rows, args)
     write_jsonl(rows, work / "data" / "train.jsonl")
     write_jsonl(test_rows, work / "data" / "test.jsonl")
     template = load_template(task["template"])
@@ -121,10 +133,10 @@ def main() -> int:
             "rows = [json.loads(l) for l in open(%r)]\n"
             "ds = PromptDataset(%r)\n"
             "prompts = [ds.prompt_ids(i).tolist() for i in range(len(ds))]\n"
-            "warm_start(%r, %r, %r, prompts, rows, steps=%d, lr=%r, batch_size=%d, seed=%d, task=%r)\n"
+            "warm_start(%r, %r, %r, prompts, rows, steps=%d, lr=%r, batch_size=%d, seed=%d, task=%r, lr_decay_style=%r)\n"
         ) % (str(ROOT), str(work / "data" / "train.jsonl"), str(work / "data" / "train"), str(work / "hf_init"),
              str(work / "mcore_init"), str(work / "hf_sft"), args.sft_steps, args.sft_lr, args.sft_batch, args.seed,
-             args.task)])
+             args.task, args.sft_lr_decay)])
         run([sys.executable, "tools/convert/convert_ckpt.py", "hf2mcore", "--load-dir", str(work / "hf_sft"),
              "--save-dir", str(work / "mcore"), "--tp", "1", "--pp", "1", "--quiet"])
         print(f"[4/4] SFT warm start ({args.sft_steps} steps) -> {work / 'mcore'}")
