@@ -91,8 +91,9 @@ class WorkerConfig:
     # kernels (engine.kernels): empty fusions take the platform's default (CPU: off; CUDA: on, TE's with TE)
     transformer_impl: Literal["auto", "local", "transformer_engine"] = option(
         "auto", "Layer spec: auto (Transformer Engine on CUDA when importable, else local), local, transformer_engine")
-    attention_backend: Literal["auto", "flash", "fused", "unfused", "local"] = option(
-        "auto", "megatron-core AttnBackend; flash/fused/unfused are TE's (CUDA), local is the local spec's")
+    attention_backend: Literal["auto", "flash", "fused", "unfused", "local", "sdpa"] = option(
+        "auto", "megatron-core AttnBackend; flash/fused/unfused are TE's (CUDA); local spec: sdpa (torch's fused "
+        "SDPA, the default off Ascend) or local (megatron's unfused DotProductAttention)")
     bias_activation_fusion: Optional[bool] = option(None, "Fused bias + SwiGLU (empty: platform default)")
     masked_softmax_fusion: Optional[bool] = option(None, "Fused scale-mask-softmax (empty: platform default)")
     bias_dropout_fusion: Optional[bool] = option(None, "Fused bias + dropout + add (empty: platform default)")
