@@ -296,9 +296,13 @@ def print_report(args, assets: dict, results: dict) -> None:
     print(f"{'mean reward':<20}" + "".join(f"{statistics.mean(results[n]['rewards']):>28.3f}" for n in names))
     if len(names) == 2:
         o, t = sums["ours"], sums["TRL"]
+        # each of our iterations against the TRL iteration right after it (same stretch of box load)
+        paired = sorted(a["all"] / b["all"] for a, b in zip(results["ours"]["steps"][args.warmup:],
+                                                             results["TRL"]["steps"][args.warmup:]))
         print(f"\nratio ours/TRL: {o['all']['median'] / t['all']['median']:.2f}x seconds per iteration (medians), "
               f"{(o['all']['median'] / o['tokens']) / (t['all']['median'] / t['tokens']):.2f}x seconds per generated "
-              f"token (< 1 means ours is faster)")
+              f"token; iteration by iteration {statistics.median(paired):.2f}x [{paired[0]:.2f}-{paired[-1]:.2f}] "
+              f"(< 1 means ours is faster)")
 
 
 def main() -> int:
@@ -339,6 +343,8 @@ def main() -> int:
         assets = build_assets(work, args)
         print(f"assets built in {time.perf_counter() - t:.1f}s under {work}", flush=True)
         results = run_interleaved(work, args, argv)
+        if args.work_dir:
+            (work / "results.json").write_text(json.dumps(results))
         print_report(args, assets, results)
     return 0
 
