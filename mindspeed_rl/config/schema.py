@@ -159,7 +159,8 @@ class RLConfig:
     val_datasets: list = option([], "Held-out sets for validation: EvalConfig mappings (dataset, n, sampling, ...)")
     save_samples_interval: int = option(5, "Save sample completions every N iterations")
     log_rollout_logprob_diff: bool = option(
-        True, "On on-policy steps (1 mini-batch, 1 epoch) still recompute old log-probs, for rollout/logprob_diff")
+        True, "On on-policy steps (1 mini-batch, 1 epoch) still recompute old log-probs, for rollout/logprob_diff "
+        "(false skips that pass, which is then exactly redundant; never skipped with use_kl_in_reward)")
     # DAPO dynamic sampling (verl's algorithm.filter_groups, MindSpeed-RL's filter_groups_*)
     filter_groups_enable: bool = option(
         False, "Dynamic sampling: drop prompt groups whose filter metric is the same for all n samples and "
