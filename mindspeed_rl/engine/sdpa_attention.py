@@ -15,7 +15,6 @@ key/value group ``h // (heads / groups)``, the same as megatron's ``repeat_inter
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from megatron.core.transformer.dot_product_attention import DotProductAttention
 from megatron.core.transformer.enums import AttnMaskType
