@@ -22,7 +22,7 @@ def test_grpo_loss_declares_what_the_engine_must_provide():
     assert grpo_loss(PolicyLossConfig(use_kl_loss=False)).required_keys == ("advantages",)
     assert not grpo_loss(PolicyLossConfig(), report_entropy=False).with_entropy
     assert grpo_loss(PolicyLossConfig(entropy_coeff=0.01), report_entropy=False).with_entropy  # the bonus needs it
-    assert sorted(LOSSES.names()) == ["cross_entropy", "grpo", "ppo", "sft"]
+    assert sorted(LOSSES.names()) == ["cross_entropy", "grpo", "ppo", "sft", "value"]
 
 
 def test_grpo_loss_is_compute_grpo_loss_with_global_normalisers():
