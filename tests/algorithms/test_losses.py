@@ -50,5 +50,5 @@ def test_sft_loss_is_token_mean_nll_over_the_global_batch():
 
 
 def test_unknown_loss_lists_the_registered_ones():
-    with pytest.raises(KeyError, match="unknown training loss 'value'; choose one of: cross_entropy, grpo"):
-        build_loss("value")
+    with pytest.raises(KeyError, match="unknown training loss 'dpo'; choose one of: cross_entropy, grpo"):
+        build_loss("dpo")
