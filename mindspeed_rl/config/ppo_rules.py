@@ -21,10 +21,11 @@ def check_ppo(cfg, out: list[Problem], check_layout) -> None:
         v = getattr(rl, key)
         if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
             out.append(Problem(f"rl_config.{key}", v, "must be in [0, 1]", "use 1.0 (Open-Reasoner-Zero) or e.g. 0.95"))
-    if rl.critic_warmup < 0 or (critic is not None and rl.critic_warmup >= mt.train_iters):
+    # equal to train_iters is allowed: a run may stop after its warm-up and resume with more iterations
+    if rl.critic_warmup < 0 or (critic is not None and rl.critic_warmup > mt.train_iters):
         out.append(Problem("rl_config.critic_warmup", rl.critic_warmup,
-                           f"must be in [0, megatron_training.train_iters ({mt.train_iters})): during it only "
-                           "the critic trains", f"use 0, or fewer than {mt.train_iters}"))
+                           f"must be in [0, megatron_training.train_iters ({mt.train_iters})]: during it only "
+                           "the critic trains", f"use 0, or at most {mt.train_iters}"))
     if critic is None:
         return
     devices = rl.critic_resource.num_devices

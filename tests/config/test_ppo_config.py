@@ -52,7 +52,7 @@ def test_gae_needs_a_critic_and_a_critic_needs_gae():
 @pytest.mark.parametrize("override,key", [
     ("rl_config.gamma=1.5", "rl_config.gamma"),
     ("rl_config.lam=-0.1", "rl_config.lam"),
-    ("rl_config.critic_warmup=60", "rl_config.critic_warmup"),
+    ("rl_config.critic_warmup=61", "rl_config.critic_warmup"),
     ("rl_config.critic_warmup=-1", "rl_config.critic_warmup"),
     ("critic_config.lr=0", "critic_config.lr"),
     ("critic_config.min_lr=1", "critic_config.min_lr"),
