@@ -5,17 +5,19 @@
 # (metrics.jsonl, console.log, wall.json); then python3 benchmarks/ppo_vs_grpo_summary.py.
 #
 #   bash benchmarks/ppo_vs_grpo_demo.sh [seeds="1 2 3"] [train_iters=30] [backend=hf]
+# Ray runs its workers at nice 15: on a box shared with jobs at nice 0 set RAY_worker_niceness=0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${1:-1 2 3}
 ITERS=${2:-30}
 BACKEND=${3:-hf}
+ALGOS=${ALGOS:-grpo ppo}  # the order within a seed
 OUT=work_dirs/bench_ppo
 mkdir -p "$OUT"
 export TOKENIZERS_PARALLELISM=false
 python3 tools/demo/prepare_tiny_cpu.py > "$OUT/prepare.log" 2>&1 || { echo "preparation failed: $OUT/prepare.log"; exit 1; }
 for seed in $SEEDS; do
-  for algo in grpo ppo; do
+  for algo in $ALGOS; do
     run="$OUT/${algo}_s$seed"
     rm -rf "$run"; mkdir -p "$run"
     start=$(date +%s)
