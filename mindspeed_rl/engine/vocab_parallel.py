@@ -13,6 +13,10 @@ chunk's softmax from the saved logits and the per-row max and log-normaliser. So
 holds a float32 ``[rows, vocab]`` copy: the peak is the logits, their gradient and one chunk.
 The float32 arithmetic per row is the one of a plain float32 log-softmax.
 
+Label smoothing needs one more per-row value, the mean log-prob over the true vocabulary
+(``mean_v log p_v = mean_v (z_v - max) - log Z``): a fourth per-row sum, all-reduced with the
+others, so it too never gathers the vocab (``vocab_parallel_log_prob_stats``).
+
 Columns at or past ``true_vocab`` (Megatron pads the vocab to a multiple of 128 * TP with zero
 rows, whose logits are 0, not -inf) are excluded: their probability is exactly 0.
 """
@@ -51,7 +55,8 @@ class _VocabParallelLogProbs(torch.autograd.Function):
         return z
 
     @staticmethod
-    def forward(ctx, logits, labels, vocab_start, true_vocab, group, with_entropy, temperature, chunk_elements):
+    def forward(ctx, logits, labels, vocab_start, true_vocab, group, with_entropy, temperature, chunk_elements,
+                with_mean=False):
         shape, local_vocab = logits.shape[:-1], logits.shape[-1]
         x = logits.reshape(-1, local_vocab)
         rows = x.shape[0]
@@ -71,12 +76,17 @@ class _VocabParallelLogProbs(torch.autograd.Function):
         local_label = labels.reshape(-1).long() - vocab_start
         on_rank = (local_label >= 0) & (local_label < local_vocab)
         safe = torch.where(on_rank, local_label, torch.zeros_like(local_label))
-        # per row: sum exp(z - max), z_label - max (on its rank, else 0), sum exp(z - max) (z - max)
-        sums = torch.zeros(rows, 3 if with_entropy else 2, dtype=torch.float32, device=x.device)
+        # per row: sum exp(z - max), z_label - max (on its rank, else 0), sum exp(z - max) (z - max),
+        # sum over the true vocab of (z - max) (label smoothing's mean log-prob)
+        sums = torch.zeros(rows, 4, dtype=torch.float32, device=x.device)
         for s, e in chunks:
             shifted = z_of(s, e).sub_(zmax[s:e].unsqueeze(-1))
             picked = shifted.gather(-1, safe[s:e].unsqueeze(-1)).squeeze(-1)
             sums[s:e, 1] = torch.where(on_rank[s:e], picked, torch.zeros_like(picked))
+            if with_mean:  # padded columns are -inf here: they add 0, not -inf
+                finite = shifted if valid_cols is None else shifted.masked_fill(~valid_cols, 0.0)
+                sums[s:e, 3] = finite.sum(dim=-1)
+                del finite
             exp = shifted.exp()
             sums[s:e, 0] = exp.sum(dim=-1)
             if with_entropy:  # exp(-inf) * -inf is 0 * -inf = NaN: padded columns add 0
@@ -86,18 +96,19 @@ class _VocabParallelLogProbs(torch.autograd.Function):
         log_z = sums[:, 0].log()
         log_prob = sums[:, 1] - log_z
         ctx.temperature, ctx.chunk_elements, ctx.valid_cols = temperature, chunk_elements, valid_cols
-        ctx.with_entropy = with_entropy
+        ctx.with_entropy, ctx.with_mean, ctx.true_vocab, ctx.vocab_start = with_entropy, with_mean, true_vocab, vocab_start
         ctx.shape = shape
+        mean = (sums[:, 3] / true_vocab - log_z).reshape(shape) if with_mean else log_prob.new_zeros(())
         if with_entropy:
             expected_z = sums[:, 2] / sums[:, 0]  # E_p[z - max]
             entropy = log_z - expected_z
             ctx.save_for_backward(logits, safe, on_rank, zmax, log_z, expected_z)
-            return log_prob.reshape(shape), entropy.reshape(shape)
+            return log_prob.reshape(shape), entropy.reshape(shape), mean
         ctx.save_for_backward(logits, safe, on_rank, zmax, log_z)
-        return log_prob.reshape(shape), log_prob.new_zeros(())
+        return log_prob.reshape(shape), log_prob.new_zeros(()), mean
 
     @staticmethod
-    def backward(ctx, grad_log_prob, grad_entropy):
+    def backward(ctx, grad_log_prob, grad_entropy, grad_mean):
         if ctx.with_entropy:
             logits, safe, on_rank, zmax, log_z, expected_z = ctx.saved_tensors
         else:
@@ -106,6 +117,10 @@ class _VocabParallelLogProbs(torch.autograd.Function):
         x = logits.reshape(-1, local_vocab)
         glp = grad_log_prob.reshape(-1).float()
         gent = grad_entropy.reshape(-1).float() if ctx.with_entropy else None
+        gmean = grad_mean.reshape(-1).float() if ctx.with_mean else None
+        if gmean is not None:  # d mean_v log p_v / d z_u = 1[u in the true vocab] / V - p_u
+            col_weight = (ctx.valid_cols.float() if ctx.valid_cols is not None
+                          else torch.ones(local_vocab, device=x.device)) / ctx.true_vocab
         grad = torch.empty_like(x)
         z_of = functools.partial(_VocabParallelLogProbs._z, x, temperature=ctx.temperature, valid_cols=ctx.valid_cols)
         for s, e in _chunks(x.shape[0], local_vocab, ctx.chunk_elements):
@@ -114,6 +129,8 @@ class _VocabParallelLogProbs(torch.autograd.Function):
             # d log p_y / d z_v = 1[v == y] - p_v
             g = probs * (-glp[s:e].unsqueeze(-1))
             g.scatter_add_(-1, safe[s:e].unsqueeze(-1), (on_rank[s:e].float() * glp[s:e]).unsqueeze(-1))
+            if gmean is not None:  # before the entropy term, which overwrites probs in place
+                g.add_((col_weight.unsqueeze(0) - probs) * gmean[s:e].unsqueeze(-1))
             if gent is not None:
                 # d H / d z_v = -p_v (z_v - E_p[z])
                 centred = shifted.masked_fill_(probs == 0, 0.0).sub_(expected_z[s:e].unsqueeze(-1))  # in place
@@ -123,7 +140,7 @@ class _VocabParallelLogProbs(torch.autograd.Function):
                 g.div_(ctx.temperature)
             grad[s:e] = g
             del shifted, probs, g
-        return grad.reshape(logits.shape), None, None, None, None, None, None, None
+        return grad.reshape(logits.shape), None, None, None, None, None, None, None, None
 
 
 def vocab_parallel_log_probs(
@@ -146,6 +163,28 @@ def vocab_parallel_log_probs(
     into ``logits`` (in their dtype) for both outputs.
     """
     true_vocab = vocab_start + logits.shape[-1] if true_vocab is None else true_vocab
-    log_prob, entropy = _VocabParallelLogProbs.apply(logits, labels, vocab_start, true_vocab, group, with_entropy,
-                                                     float(temperature), int(chunk_elements))
+    log_prob, entropy, _ = _VocabParallelLogProbs.apply(logits, labels, vocab_start, true_vocab, group, with_entropy,
+                                                        float(temperature), int(chunk_elements), False)
     return log_prob, (entropy if with_entropy else None)
+
+
+def vocab_parallel_log_prob_stats(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    vocab_start: int = 0,
+    true_vocab: Optional[int] = None,
+    group=None,
+    with_entropy: bool = False,
+    with_mean_log_prob: bool = False,
+    temperature: float = 1.0,
+    chunk_elements: int = CHUNK_ELEMENTS,
+) -> tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """``vocab_parallel_log_probs`` plus, with ``with_mean_log_prob``, the mean over the true
+    vocabulary of ``log p_v`` per position (label smoothing: ``-mean`` is its uniform term), with
+    gradients; ``(log_prob, entropy or None, mean_log_prob or None)``."""
+    true_vocab = vocab_start + logits.shape[-1] if true_vocab is None else true_vocab
+    log_prob, entropy, mean = _VocabParallelLogProbs.apply(logits, labels, vocab_start, true_vocab, group, with_entropy,
+                                                           float(temperature), int(chunk_elements),
+                                                           bool(with_mean_log_prob))
+    return log_prob, (entropy if with_entropy else None), (mean if with_mean_log_prob else None)
