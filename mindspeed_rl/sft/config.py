@@ -57,6 +57,7 @@ class SFTTrainConfig:
     weight_decay: float = option(0.0, "AdamW weight decay")
     adam_beta1: float = option(0.9, "Adam beta1")
     adam_beta2: float = option(0.999, "Adam beta2")
+    adam_eps: float = option(1e-8, "Adam epsilon")
     clip_grad: float = option(1.0, "gradient-norm clip")
     params_dtype: Literal["fp32", "bf16", "fp16"] = option("bf16", "training dtype")
     use_distributed_optimizer: bool = option(False, "shard the optimizer state over DP")

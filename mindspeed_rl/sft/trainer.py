@@ -87,7 +87,7 @@ def engine_config(cfg: SFTConfig, steps: int):
         log_prob_max_tokens_per_micro_batch=t.max_tokens_per_micro_batch, params_dtype=t.params_dtype, seed=t.seed,
         kernels=KernelConfig(recompute_granularity=t.recompute_granularity), sequence_parallel=t.sequence_parallel,
         lr=t.lr, min_lr=t.min_lr, lr_decay_style=t.lr_decay_style, lr_warmup_steps=int(round(t.lr_warmup_fraction * steps)),
-        lr_decay_steps=steps, weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2,
+        lr_decay_steps=steps, weight_decay=t.weight_decay, adam_beta1=t.adam_beta1, adam_beta2=t.adam_beta2, adam_eps=t.adam_eps,
         clip_grad=t.clip_grad, use_distributed_optimizer=t.use_distributed_optimizer,
     )
 
