@@ -13,8 +13,8 @@ GRPO_LR=${GRPO_LR:-1e-4}   # after SFT the demo's 1e-3 undoes the SFT gain (0.82
 mkdir -p "$WORK"
 stamp() { date +%s.%N; }
 pass1() {  # model dir, tag -> prints pass@1
-  python3 cli/evaluate.py --config-name tiny_cpu --model "$1" --dataset arith_test \
-    --data-path work_dirs/tiny_cpu/data/test.jsonl dataset.problem_key=problem dataset.answer_key=answer \
+  python3 cli/evaluate.py --config-name tiny_cpu --model "$1" --dataset work_dirs/tiny_cpu/data/test.jsonl \
+    dataset.problem_key=problem dataset.answer_key=answer \
     --max-problems 100 --n 1 --temperature 0 --max-tokens 64 --batch-size 100 --output-dir "$WORK/eval_$2" \
     --overwrite chart=false > "$WORK/eval_$2.log" 2>&1
   python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['metrics']['pass@1'])" "$WORK/eval_$2/report.json"
