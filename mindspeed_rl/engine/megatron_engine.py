@@ -229,7 +229,8 @@ class MegatronEngine:
     def _token_log_probs(self, logits: torch.Tensor, mb: engine_batch.Batch, with_entropy: bool, temperature: bool = True):
         """[b, R] log-probs (and entropy) of the response tokens from [b, s, vocab/tp] logits,
         under ``softmax(logits / config.logit_temperature)`` unless ``temperature`` is False (SFT)."""
-        return self._token_log_prob_stats(logits, mb, with_entropy, temperature)[:2]
+        # by the class, so that a stand-in ``self`` with the engine's attributes works too (tests)
+        return MegatronEngine._token_log_prob_stats(self, logits, mb, with_entropy, temperature)[:2]
 
     def _token_log_prob_stats(self, logits: torch.Tensor, mb: engine_batch.Batch, with_entropy: bool,
                               temperature: bool = True, with_mean_log_prob: bool = False):
