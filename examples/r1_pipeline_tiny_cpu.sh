@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TOKENIZERS_PARALLELISM=false
+# Ray starts its workers at niceness 15: on a shared box other jobs would starve the GRPO stage
+export RAY_worker_niceness=${RAY_worker_niceness:-0}
 WORK=${WORK:-work_dirs/r1_pipeline}
 GRPO_ITERS=${GRPO_ITERS:-30}
 GRPO_LR=${GRPO_LR:-1e-4}   # after SFT the demo's 1e-3 undoes the SFT gain (0.82 -> ~0.5 in an earlier round)
