@@ -81,6 +81,7 @@ def _rel(a, b):
     return float((a - b).norm() / b.norm().clamp(min=1e-12))
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_and_export_loads(setup):
     from transformers import AutoModelForCausalLM
 
