@@ -163,6 +163,7 @@ class MegatronEngine:
         from megatron.core.models.gpt import GPTModel
 
         from mindspeed_rl.engine.kernels import megatron_kwargs
+        from mindspeed_rl.engine.sdpa_attention import core_attention_module
 
         c = self.config
         self.kernels = self.resolve_kernels(loading_weights)
@@ -180,7 +181,8 @@ class MegatronEngine:
             tcfg.variable_seq_lengths = True
         model = GPTModel(
             tcfg,
-            self.bridge.layer_spec(use_te=self.kernels.layer_spec == "transformer_engine", config=tcfg),
+            self.bridge.layer_spec(use_te=self.kernels.layer_spec == "transformer_engine", config=tcfg,
+                                   core_attention=core_attention_module(self.kernels.core_attention)),
             **self.bridge.gpt_model_kwargs(self.tp_size, padded_vocab=self.padded_vocab),
             pre_process=self.layout.is_first_stage,
             post_process=self.is_last_stage,
