@@ -32,7 +32,9 @@ import torch
 
 Batch = Dict[str, torch.Tensor]
 REQUIRED_KEYS = ("input_ids", "attention_mask", "response_mask")
-RESPONSE_KEYS = ("response_mask", "advantages", "old_log_probs", "ref_log_probs")
+# loss_mask: SFT's mask of the tokens to learn (assistant turns) inside the response span, whose
+# response_mask stays contiguous (it locates the span)
+RESPONSE_KEYS = ("response_mask", "advantages", "old_log_probs", "ref_log_probs", "loss_mask")
 
 
 def check_batch(batch: Batch, required: tuple[str, ...] = REQUIRED_KEYS) -> None:
