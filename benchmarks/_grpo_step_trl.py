@@ -11,6 +11,9 @@ wandb/mlflow/trackio), so the phases are measured by wrapping the trainer's own 
 - update:     ``training_step`` minus the above (forward/backward) + what follows it up to
               ``on_step_end`` (gradient clipping, optimizer and scheduler steps, zero_grad)
 - all:        ``on_step_begin`` -> ``on_step_end`` (a TrainerCallback)
+
+With a ``gate`` (``grpo_step.py``'s side process), each step waits for ``gate.wait()`` before it
+starts (so the two sides take turns) and hands its record to ``gate.emit`` when it ends.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ def _timed(store: dict, key_fn, fn):
     return wrapper
 
 
-def run_trl(hf_dir: str, prompts: list[str], answers: list[str], stop_ids: list[int], args, out_dir: str) -> dict:
+def run_trl(hf_dir: str, prompts: list[str], answers: list[str], stop_ids: list[int], args, out_dir: str,
+            gate=None) -> dict:
     """Train ``args.iters`` steps; return per-step phase seconds and completion lengths."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
@@ -74,8 +78,15 @@ def run_trl(hf_dir: str, prompts: list[str], answers: list[str], stop_ids: list[
     current: dict = defaultdict(float)
     logs_seen: list[dict] = []
 
+    holder: dict = {}
+
     class StepTimer(TrainerCallback):
         def on_step_begin(self, a, state, control, **kw):
+            if gate is not None:
+                if not holder.get("ready"):
+                    holder["ready"] = True
+                    gate.ready(time.perf_counter() - t_setup)
+                gate.wait()  # the other side's iteration runs meanwhile; ours starts when it has ended
             current.clear()
             current["_t0"] = time.perf_counter()
 
@@ -87,13 +98,19 @@ def run_trl(hf_dir: str, prompts: list[str], answers: list[str], stop_ids: list[
             inside = rec.get("rollout", 0.0) + rec.get("reward", 0.0) + rec.get("reference", 0.0) + rec.get("old_log_p", 0.0)
             rec["update"] = rec.pop("_train_step", 0.0) - inside + rec.pop("_optimizer", 0.0)
             rec["weight_sync"] = 0.0  # generation uses the training model itself
+            lengths_now = holder["trainer"]._metrics["train"].get("completions/mean_length") or [float("nan")]
+            rec["generated_tokens"] = lengths_now[-1] * rows  # this step's (the list is cleared at each log)
+            rec["reward"] = (holder["trainer"]._metrics["train"].get("reward") or [float("nan")])[-1]
             steps.append(rec)
+            if gate is not None:
+                gate.emit(rec)
 
         def on_log(self, a, state, control, logs=None, **kw):
             logs_seen.append(dict(logs or {}))
 
     trainer = GRPOTrainer(model=model, reward_funcs=[acc_reward], args=config, train_dataset=dataset,
                           processing_class=tokenizer, callbacks=[StepTimer()])
+    holder["trainer"] = trainer
     trainer.remove_callback(PrinterCallback)  # logging_steps=1 feeds on_log; the dicts need not be printed
 
     trainer._generate = _timed(current, lambda *a, **k: "rollout", trainer._generate)
@@ -123,9 +140,6 @@ def run_trl(hf_dir: str, prompts: list[str], answers: list[str], stop_ids: list[
         scorer.close()
     train_s = time.perf_counter() - t_train
 
-    lengths = [entry["completions/mean_length"] for entry in logs_seen if "completions/mean_length" in entry]
     rewards = [entry["reward"] for entry in logs_seen if "reward" in entry]
-    for rec, length in zip(steps, lengths):
-        rec["generated_tokens"] = length * rows
     return {"steps": steps, "setup_s": setup_s, "train_s": train_s, "rewards": rewards,
             "has_reference": trainer.ref_model is not None}

@@ -4,8 +4,11 @@ Two comparisons:
 
 * ``--workload uniform`` (default): MegatronEngine vs plain transformers + torch AdamW. Both sides
   do the same work: the same random Qwen2 weights, the same variable-length right-padded rows, the
-  same micro-batches, the GRPO loss from ``mindspeed_rl.algorithms`` with global normalisers (KL
-  loss, entropy), gradient clipping and one Adam step.
+  same micro-batches (padded to the call's longest row on both), fp32 on both, the same torch
+  thread count (one process), causal attention through torch's SDPA on both (HF's default
+  ``sdpa`` without a padding mask: rows are right-padded, so it changes no real token; the engine's
+  local spec runs ``engine.sdpa_attention``), the GRPO loss from ``mindspeed_rl.algorithms`` with
+  global normalisers (KL loss, entropy), gradient clipping and one Adam step.
 * ``--workload mixed``: R1-Zero-like lengths (64 rows, prompts 50-500 tokens, responses
   log-normal between 10 and 1,500): the engine with fixed micro-batches (every micro-batch padded
   to the longest row of the call, as before dynamic batch size) vs the engine with token-budget
@@ -83,7 +86,10 @@ def hf_update(model, opt, batch, loss_cfg, mbs: int, clip: float) -> None:
     for s in range(0, n, mbs):
         mb = {k: v[s:s + mbs] for k, v in batch.items()}
         ids, att = mb["input_ids"][:, :longest], mb["attention_mask"][:, :longest]
-        logits = model(ids, attention_mask=att).logits
+        # Rows are right-padded and attention is causal, so padding never reaches a real token: no
+        # attention mask (the engine passes none either; a mask would take HF's slower masked SDPA
+        # path), and no KV cache (a training forward does not need one).
+        logits = model(ids, use_cache=False).logits
         pos = response_positions(att, mb["response_mask"])
         sel = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float()
         labels = ids.gather(1, pos + 1)

@@ -91,8 +91,9 @@ class WorkerConfig:
     # kernels (engine.kernels): empty fusions take the platform's default (CPU: off; CUDA: on, TE's with TE)
     transformer_impl: Literal["auto", "local", "transformer_engine"] = option(
         "auto", "Layer spec: auto (Transformer Engine on CUDA when importable, else local), local, transformer_engine")
-    attention_backend: Literal["auto", "flash", "fused", "unfused", "local"] = option(
-        "auto", "megatron-core AttnBackend; flash/fused/unfused are TE's (CUDA), local is the local spec's")
+    attention_backend: Literal["auto", "flash", "fused", "unfused", "local", "sdpa"] = option(
+        "auto", "megatron-core AttnBackend; flash/fused/unfused are TE's (CUDA); local spec: sdpa (torch's fused "
+        "SDPA, the default off Ascend) or local (megatron's unfused DotProductAttention)")
     bias_activation_fusion: Optional[bool] = option(None, "Fused bias + SwiGLU (empty: platform default)")
     masked_softmax_fusion: Optional[bool] = option(None, "Fused scale-mask-softmax (empty: platform default)")
     bias_dropout_fusion: Optional[bool] = option(None, "Fused bias + dropout + add (empty: platform default)")
@@ -172,7 +173,8 @@ class RLConfig:
     val_datasets: list = option([], "Held-out sets for validation: EvalConfig mappings (dataset, n, sampling, ...)")
     save_samples_interval: int = option(5, "Save sample completions every N iterations")
     log_rollout_logprob_diff: bool = option(
-        True, "On on-policy steps (1 mini-batch, 1 epoch) still recompute old log-probs, for rollout/logprob_diff")
+        True, "On on-policy steps (1 mini-batch, 1 epoch) still recompute old log-probs, for rollout/logprob_diff "
+        "(false skips that pass, which is then exactly redundant; never skipped with use_kl_in_reward)")
     # DAPO dynamic sampling (verl's algorithm.filter_groups, MindSpeed-RL's filter_groups_*)
     filter_groups_enable: bool = option(
         False, "Dynamic sampling: drop prompt groups whose filter metric is the same for all n samples and "

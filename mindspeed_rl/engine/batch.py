@@ -33,8 +33,10 @@ import torch
 
 Batch = Dict[str, torch.Tensor]
 REQUIRED_KEYS = ("input_ids", "attention_mask", "response_mask")
-# returns / old_values: a critic's targets and its values at experience time (algorithms.value_loss)
-RESPONSE_KEYS = ("response_mask", "advantages", "old_log_probs", "ref_log_probs", "returns", "old_values")
+# loss_mask: SFT's mask of the tokens to learn (assistant turns) inside the response span, whose
+# response_mask stays contiguous (it locates the span); returns / old_values: a critic's targets
+# and its values at experience time (algorithms.value_loss)
+RESPONSE_KEYS = ("response_mask", "advantages", "old_log_probs", "ref_log_probs", "loss_mask", "returns", "old_values")
 
 
 def check_batch(batch: Batch, required: tuple[str, ...] = REQUIRED_KEYS) -> None:

@@ -11,8 +11,9 @@ refused before launch and never silently replaced by something slower or differe
 
 Platform defaults:
 
-* ``cpu``: local spec (pure torch), every fusion off, ``local`` attention, CPU initialisation.
-* ``cuda``: Transformer Engine spec when TE is importable (else local); the jit fusions
+* ``cpu``: local spec (pure torch), every fusion off, ``sdpa`` attention (torch's fused SDPA in
+  the local spec; ``local`` is megatron's unfused DotProductAttention), CPU initialisation.
+* ``cuda``: Transformer Engine spec when TE is importable (else local with ``sdpa``); the jit fusions
   (bias+SwiGLU, bias+dropout+add) on; with TE also RoPE fusion, TE's own attention backend
   choice (``auto``) and the fused weight-gradient accumulation. ``persist_layer_norm`` (Apex) off.
 * ``npu``: MindSpeed's: local spec, which MindSpeed patches with its kernels (its switches are
@@ -25,7 +26,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Optional
 
 TRANSFORMER_IMPLS = ("auto", "local", "transformer_engine")
-ATTENTION_BACKENDS = ("auto", "flash", "fused", "unfused", "local")  # megatron.core.transformer.enums.AttnBackend
+# megatron.core.transformer.enums.AttnBackend, plus sdpa: the local spec with torch's fused
+# scaled_dot_product_attention as core attention (engine/sdpa_attention.py)
+ATTENTION_BACKENDS = ("auto", "flash", "fused", "unfused", "local", "sdpa")
 RECOMPUTE_GRANULARITIES = ("full", "selective")
 RECOMPUTE_METHODS = ("uniform", "block")
 FUSIONS = ("bias_activation_fusion", "masked_softmax_fusion", "bias_dropout_fusion", "apply_rope_fusion",
@@ -47,7 +50,7 @@ class KernelConfig:
     """What the run asks for; ``None`` everywhere means: the platform's defaults."""
 
     transformer_impl: str = "auto"  # auto | local | transformer_engine
-    attention_backend: str = "auto"  # auto | flash | fused | unfused | local
+    attention_backend: str = "auto"  # auto | flash | fused | unfused | local | sdpa
     bias_activation_fusion: Optional[bool] = None
     masked_softmax_fusion: Optional[bool] = None
     bias_dropout_fusion: Optional[bool] = None
@@ -83,6 +86,9 @@ class ResolvedKernels:
     layer_spec: str
     transformer_kwargs: Dict[str, Any] = field(default_factory=dict)
     packed_sequences: bool = False
+    # the local spec's core attention: 'sdpa' (engine.sdpa_attention) or 'dot_product' (megatron's);
+    # None with the TE spec (TE's attention_backend chooses)
+    core_attention: Optional[str] = None
 
 
 def _module_exists(name: str) -> bool:
@@ -135,11 +141,16 @@ def resolve_kernels(cfg: KernelConfig, platform: str, *, te_available: bool, rec
         raise KernelError("attention_backend", f"{backend} is a Transformer Engine backend and this engine runs the "
                           f"local spec on {platform}; set attention_backend to auto or local "
                           "(on Ascend, MindSpeed's flash attention is megatron_training.use_flash_attn)")
-    if backend == "local" and te:
-        raise KernelError("attention_backend", "local needs the local spec; set transformer_impl=local "
+    if backend in ("local", "sdpa") and te:
+        raise KernelError("attention_backend", f"{backend} needs the local spec; set transformer_impl=local "
                           "or choose auto/flash/fused/unfused")
     if backend == "auto":
-        backend = "auto" if te else "local"
+        # local spec: torch's fused SDPA, except on Ascend, where MindSpeed patches megatron's own
+        # DotProductAttention with its kernels (a subclass would bypass them)
+        backend = "auto" if te else ("local" if platform == "npu" else "sdpa")
+    core_attention = None if te else ("sdpa" if backend == "sdpa" else "dot_product")
+    if backend == "sdpa":
+        backend = "local"  # megatron's AttnBackend for the local spec; core_attention says which module
 
     # --- fusions: the platform's default unless asked for; an asked-for fusion must have its kernel
     defaults = _platform_defaults(platform, te)
@@ -196,7 +207,7 @@ def resolve_kernels(cfg: KernelConfig, platform: str, *, te_available: bool, rec
     kwargs: Dict[str, Any] = dict(fusions, attention_backend=backend, **recompute,
                                   use_cpu_initialization=platform == "cpu",
                                   perform_initialization=not loading_weights)
-    return ResolvedKernels(spec, kwargs, packed_sequences=bool(cfg.use_remove_padding))
+    return ResolvedKernels(spec, kwargs, packed_sequences=bool(cfg.use_remove_padding), core_attention=core_attention)
 
 
 def megatron_kwargs(resolved: ResolvedKernels) -> Dict[str, Any]:

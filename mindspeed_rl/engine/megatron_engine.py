@@ -18,7 +18,7 @@ from mindspeed_rl.engine import packing as engine_packing
 from mindspeed_rl.engine.config import MegatronEngineConfig
 from mindspeed_rl.engine.layout import EngineLayout
 from mindspeed_rl.engine.offload import StorageParking, optimizer_state_tensors
-from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_probs
+from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_prob_stats
 from mindspeed_rl.engine.wrappers import unwrap  # noqa: F401 - re-exported
 from mindspeed_rl.utils.imports import require
 
@@ -169,6 +169,7 @@ class MegatronEngine:
         from megatron.core.models.gpt import GPTModel
 
         from mindspeed_rl.engine.kernels import megatron_kwargs
+        from mindspeed_rl.engine.sdpa_attention import core_attention_module
 
         c = self.config
         self.kernels = self.resolve_kernels(loading_weights)
@@ -189,7 +190,8 @@ class MegatronEngine:
             model_kwargs["share_embeddings_and_output_weights"] = False  # the value head is its own
         model = GPTModel(
             tcfg,
-            self.bridge.layer_spec(use_te=self.kernels.layer_spec == "transformer_engine", config=tcfg),
+            self.bridge.layer_spec(use_te=self.kernels.layer_spec == "transformer_engine", config=tcfg,
+                                   core_attention=core_attention_module(self.kernels.core_attention)),
             **model_kwargs,
             pre_process=self.layout.is_first_stage,
             post_process=self.is_last_stage,
@@ -242,6 +244,12 @@ class MegatronEngine:
     def _token_log_probs(self, logits: torch.Tensor, mb: engine_batch.Batch, with_entropy: bool, temperature: bool = True):
         """[b, R] log-probs (and entropy) of the response tokens from [b, s, vocab/tp] logits,
         under ``softmax(logits / config.logit_temperature)`` unless ``temperature`` is False (SFT)."""
+        # by the class, so that a stand-in ``self`` with the engine's attributes works too (tests)
+        return MegatronEngine._token_log_prob_stats(self, logits, mb, with_entropy, temperature)[:2]
+
+    def _token_log_prob_stats(self, logits: torch.Tensor, mb: engine_batch.Batch, with_entropy: bool,
+                              temperature: bool = True, with_mean_log_prob: bool = False):
+        """``_token_log_probs`` plus the mean log-prob over the true vocab (label smoothing) or None."""
         pos = engine_batch.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
         labels = mb["input_ids"].to(logits.device).gather(1, pos + 1)
         # only the response positions, in the logits' dtype; the kernel upcasts chunk by chunk
@@ -251,10 +259,11 @@ class MegatronEngine:
         else:
             picked = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         vocab_local = logits.shape[-1]
-        return vocab_parallel_log_probs(
+        return vocab_parallel_log_prob_stats(
             picked, labels, vocab_start=self.tp_rank * vocab_local, true_vocab=self.bridge.vocab_size,
             group=self._ps.get_tensor_model_parallel_group() if self.tp_size > 1 else None,
-            with_entropy=with_entropy, temperature=self.config.logit_temperature if temperature else 1.0,
+            with_entropy=with_entropy, with_mean_log_prob=with_mean_log_prob,
+            temperature=self.config.logit_temperature if temperature else 1.0,
         )
 
     def _micro_batches(self, batch: engine_batch.Batch, max_tokens: int,
@@ -421,7 +430,7 @@ class MegatronEngine:
             gen = torch.Generator().manual_seed(self.config.seed * 1000003 + self.step * 101 + epoch) if shuffle else None
             for idx in engine_batch.mini_batch_indices(n, num_mini_batches, gen):
                 mini = engine_batch.select_rows(batch, idx)
-                norm = self._global_normalizers(mini["response_mask"], loss.norm_length)
+                norm = self._global_normalizers(mini[loss.mask_key], loss.norm_length)
                 micro, _ = self._micro_batches(mini, self.config.max_tokens_per_micro_batch, micro_batch_size)
                 scale = float(len(micro) * self.dp_size)  # undo the schedule's 1/M and DDP's 1/dp
                 step_fn = functools.partial(self._micro_batch_loss, loss, norm, scale, on_policy, records)
@@ -442,8 +451,10 @@ class MegatronEngine:
 
             inputs = LossInputs(None, None, mb, norm, on_policy, values=token_values(logits, mb))
         else:
-            lp, ent = self._token_log_probs(logits, mb, loss.with_entropy, temperature=loss.logit_temperature)
-            inputs = LossInputs(lp, ent, mb, norm, on_policy)
+            lp, ent, mean_lp = self._token_log_prob_stats(logits, mb, loss.with_entropy,
+                                                          temperature=loss.logit_temperature,
+                                                          with_mean_log_prob=loss.with_mean_log_prob)
+            inputs = LossInputs(lp, ent, mb, norm, on_policy, mean_log_prob=mean_lp)
         value, metrics = loss(inputs)
         unknown = set(metrics) - set(loss.metrics)
         if unknown:

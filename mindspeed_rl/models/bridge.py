@@ -300,16 +300,25 @@ class GPTBridge:
         kwargs.update(overrides)
         return tc.TransformerConfig(**kwargs)
 
-    def layer_spec(self, use_te: bool = False, config=None):
+    def layer_spec(self, use_te: bool = False, config=None, core_attention=None):
         """megatron-core layer spec: local (pure torch, CPU) or Transformer Engine (GPU). Given a
         ``config`` with sequence parallelism, the local spec comes as a block spec whose norms
-        support it (megatron-core's torch norm refuses it)."""
+        support it (megatron-core's torch norm refuses it). ``core_attention``: a module replacing
+        the local spec's DotProductAttention (``engine.sdpa_attention``)."""
         from mindspeed_rl.utils.imports import require
 
         specs = require("megatron.core.models.gpt.gpt_layer_specs", purpose="building a Megatron layer spec")
         if use_te:
+            if core_attention is not None:
+                raise ValueError("core_attention replaces the local spec's attention; the TE spec has its own")
             return specs.get_gpt_layer_with_transformer_engine_spec()
         spec = specs.get_gpt_layer_local_spec(normalization="RMSNorm")
+        if core_attention is not None:
+            import dataclasses
+
+            attn = spec.submodules.self_attention
+            attn = dataclasses.replace(attn, submodules=dataclasses.replace(attn.submodules, core_attention=core_attention))
+            spec = dataclasses.replace(spec, submodules=dataclasses.replace(spec.submodules, self_attention=attn))
         if config is not None and config.sequence_parallel:
             from mindspeed_rl.models.sequence_parallel_norm import local_spec_for_sequence_parallel
 

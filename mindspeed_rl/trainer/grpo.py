@@ -152,16 +152,16 @@ class GRPOTrainer:
         with timer("reference"):
             ref_lp = self.ref.compute_log_probs(batch)
         on_policy = self.num_mini_batches == 1 and cfg.actor_config.epochs == 1
-        if on_policy and not rl.log_rollout_logprob_diff:
+        if on_policy and not rl.log_rollout_logprob_diff and not rl.use_kl_in_reward:
             # The update treats the step as exactly on-policy (ratio 1): old log-probs are unused.
+            # (A KL penalty in the reward reads them: the rollout engine's are not bit-equal to them.)
             old_lp = None
         else:
             with timer("old_log_p"):
                 old_lp = self.actor.compute_log_probs(batch)
         mask = batch["response_mask"]
         if rl.use_kl_in_reward:
-            # the penalty needs the policy's log-probs; on a skipped pass, the rollout's are the same policy's
-            policy_lp = old_lp if old_lp is not None else batch["rollout_log_probs"]
+            policy_lp = old_lp  # the policy's log-probs (never skipped with use_kl_in_reward)
             token_scores = scores_to_token_rewards(scores, mask)
             rewards_for_adv, _ = apply_kl_in_reward(token_scores, policy_lp, ref_lp, mask, rl.kl_coef, rl.kl_estimator)
         else:

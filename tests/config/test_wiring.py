@@ -100,7 +100,10 @@ def test_every_schema_key_is_read_outside_the_config_package():
 
 
 @pytest.mark.parametrize("key,default", KEYS, ids=[k for k, _ in KEYS])
-def test_a_non_default_value_reaches_the_workers(key, default):
+def test_a_non_default_value_reaches_the_workers(key, default, tmp_path, monkeypatch):
+    # The config's relative paths (./work_dirs/...) must not resolve to a prepared demo: its HF
+    # config.json would make the architecture check refuse the model.* overrides.
+    monkeypatch.chdir(tmp_path)
     value = _non_default(key, default)
     assert value != default
     base = "ppo_tiny_cpu" if key.startswith("critic_config.") else "grpo_tiny_cpu"  # the section is optional

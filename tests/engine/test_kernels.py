@@ -90,7 +90,7 @@ def test_packing_with_te_attention_and_wgrad_fusion_with_apex():
 
 
 @pytest.mark.parametrize("kw,field", [(dict(transformer_impl="te"), "transformer_impl"),
-                                      (dict(attention_backend="sdpa"), "attention_backend"),
+                                      (dict(attention_backend="xformers"), "attention_backend"),
                                       (dict(recompute_granularity="some"), "recompute_granularity"),
                                       (dict(recompute_method="block"), "recompute_method"),
                                       (dict(recompute_granularity="full", recompute_num_layers=0), "recompute_num_layers")])

@@ -74,3 +74,23 @@ def test_plain_helpers_are_chunked_too(monkeypatch):
     (ref_lp.sum() + old_ent.sum()).backward()
     # the entropy's gradient is written out (p (E[z] - z)) instead of autograd's chain: a few ulps apart
     assert (x.grad - y.grad).abs().max() <= 5e-6
+
+
+@pytest.mark.dist
+@pytest.mark.parametrize("true_vocab,temperature", [(13, 1.0), (20, 0.7)])  # 13: rank 1's shard is all padding
+def test_tp2_shards_log_probs_entropy_and_gradient_equal_plain_log_softmax(true_vocab, temperature):
+    from mindspeed_rl.testing import run_distributed
+    from tests.engine import vocab_ranks
+
+    results = run_distributed(vocab_ranks.shard_vs_torch, 2, true_vocab, 32, temperature, timeout=120)
+    for rank, r in enumerate(results):
+        assert r["lp"] <= 1e-5 and r["ent"] <= 1e-5 and r["grad"] <= 1e-6, (rank, r)
+        assert r["pad_grad"] == 0.0, (rank, r)
+    assert results[0]["grad_scale"] > 1e-2  # the comparison is not of zeros
+    assert true_vocab <= 16 or results[1]["grad_scale"] > 1e-2
+
+
+def test_labels_outside_the_true_vocab_are_refused():
+    logits = torch.randn(2, 3, 16)
+    with pytest.raises(ValueError, match="true vocabulary size 13"):
+        vocab_parallel_log_probs(logits, torch.full((2, 3), 14), true_vocab=13)

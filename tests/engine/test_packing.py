@@ -124,7 +124,7 @@ def test_engine_log_probs_from_packed_logits_equal_the_padded_ones():
 
     ids, mask = _rows([5, 3, 0, 6], 6, seed=7)
     resp = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]])
-    vocab = 11
+    vocab = 101  # _rows draws ids in 1..99: every label in the vocabulary
     p = P.pack(ids, mask, multiple=2)
     packed_logits = torch.randn(1, p.total, vocab, generator=torch.Generator().manual_seed(1))
     padded_logits = P.unpack(packed_logits, p)

