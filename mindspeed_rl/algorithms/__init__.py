@@ -31,6 +31,8 @@ from .metrics import (WeightedMetric, finalize_metric_sums, metric_sums, pack_me
                       unpack_metric_sums)
 from .policy_loss import PolicyLossOutput, compute_policy_loss
 from .registry import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, POLICY_LOSSES, Registry
+from .gae import compute_gae, gae_advantages, whiten  # registers "gae"
+from .value_loss import ValueLossConfig, value_loss  # registers the "value" loss
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS", "AGG_MODES", "KL_ESTIMATORS", "LOSSES", "Loss", "LossConfigError", "LossInputs",
@@ -40,4 +42,5 @@ __all__ = [
     "compute_policy_loss", "dr_grpo_advantages", "entropy_from_logits", "field_help", "finalize_metric_sums",
     "group_ids", "grpo_advantages", "kl_penalty", "logprobs_from_logits", "metric_sums", "pack_metric_sums",
     "reduce_metrics", "rloo_advantages", "scores_to_token_rewards", "unpack_metric_sums",
+    "compute_gae", "gae_advantages", "whiten", "ValueLossConfig", "value_loss",
 ]

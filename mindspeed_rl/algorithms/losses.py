@@ -8,7 +8,7 @@ DDP's ``1/dp_size`` undone) and reduces the metrics exactly over micro-batches a
 
 A loss is a ``Loss``: the function plus the few facts the engine must know before the forward
 pass (the metric names, the batch keys, whether entropy is needed). ``LOSSES`` registers the
-builders by name (``grpo``, ``sft``); a critic's value loss is one more builder here.
+builders by name (``grpo``, ``sft``, and ``value``: the critic's, in ``value_loss.py``).
 """
 from __future__ import annotations
 
@@ -32,17 +32,19 @@ SMOOTHED_SFT_METRICS = ("sft_loss", "sft_nll")
 class LossInputs:
     """What the engine gives a loss for one micro-batch (all ``[rows, response_len]``)."""
 
-    log_probs: torch.Tensor  # current policy log-probs of the response tokens, with grad
+    log_probs: Optional[torch.Tensor]  # current policy log-probs of the response tokens, with grad
     entropy: Optional[torch.Tensor]  # per-token entropy (with grad) when the loss asked for it
     batch: Mapping[str, torch.Tensor]  # the micro-batch's rows (any device)
     normalizers: LossNormalizers  # global denominators of the whole mini-batch, all DP ranks
     on_policy: bool  # one mini-batch, one epoch: the data comes from the current weights
     mean_log_prob: Optional[torch.Tensor] = None  # mean over the true vocab of log p (label smoothing)
+    values: Optional[torch.Tensor] = None  # a critic's per-token values, with grad (Loss.output="values")
 
     def get(self, key: str) -> Optional[torch.Tensor]:
-        """``batch[key]`` on the log-probs' device, or None when the batch has no such key."""
+        """``batch[key]`` on the model outputs' device, or None when the batch has no such key."""
         value = self.batch.get(key)
-        return None if value is None else value.to(self.log_probs.device)
+        like = self.log_probs if self.log_probs is not None else self.values
+        return None if value is None else value.to(like.device)
 
 
 LossResult = Tuple[torch.Tensor, Dict[str, WeightedMetric]]
@@ -65,6 +67,7 @@ class Loss:
     norm_length: Optional[int] = None  # seq-mean-token-sum-norm's L (None: the widest response)
     with_mean_log_prob: bool = False  # the engine computes the mean log-prob over the vocab for fn
     mask_key: str = "response_mask"  # the [rows, response_len] mask the global normalisers count
+    output: str = "log_probs"  # what fn reads: log-probs (policy) or "values" (a critic engine's head)
 
     def __call__(self, inputs: LossInputs) -> LossResult:
         return self.fn(inputs)
