@@ -25,18 +25,22 @@ from .config import LossConfigError, PolicyLossConfig, field_help
 from .grpo_loss import compute_grpo_loss
 from .kl import apply_kl_in_reward, kl_penalty, scores_to_token_rewards
 from .logits import entropy_from_logits, logprobs_from_logits
-from .losses import LOSSES, Loss, LossInputs, build_loss, grpo_loss, grpo_policy_loss, sft_cross_entropy, sft_loss
+from .losses import (LOSSES, Loss, LossInputs, SFTLossConfig, build_loss, grpo_loss, grpo_policy_loss,
+                     sft_cross_entropy, sft_loss)
 from .metrics import (WeightedMetric, finalize_metric_sums, metric_sums, pack_metric_sums, reduce_metrics,
                       unpack_metric_sums)
 from .policy_loss import PolicyLossOutput, compute_policy_loss
 from .registry import ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, POLICY_LOSSES, Registry
+from .gae import compute_gae, gae_advantages, whiten  # registers "gae"
+from .value_loss import ValueLossConfig, value_loss  # registers the "value" loss
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS", "AGG_MODES", "KL_ESTIMATORS", "LOSSES", "Loss", "LossConfigError", "LossInputs",
-    "LossNormalizers", "POLICY_LOSSES", "build_loss", "grpo_loss", "grpo_policy_loss", "sft_cross_entropy", "sft_loss",
+    "LossNormalizers", "POLICY_LOSSES", "build_loss", "grpo_loss", "grpo_policy_loss", "sft_cross_entropy", "sft_loss", "SFTLossConfig",
     "PolicyLossConfig", "PolicyLossOutput", "Registry", "WeightedMetric", "aggregate_loss", "aggregate_parts",
     "apply_kl_in_reward", "compute_advantages", "compute_grpo_loss", "compute_loss_normalizers",
     "compute_policy_loss", "dr_grpo_advantages", "entropy_from_logits", "field_help", "finalize_metric_sums",
     "group_ids", "grpo_advantages", "kl_penalty", "logprobs_from_logits", "metric_sums", "pack_metric_sums",
     "reduce_metrics", "rloo_advantages", "scores_to_token_rewards", "unpack_metric_sums",
+    "compute_gae", "gae_advantages", "whiten", "ValueLossConfig", "value_loss",
 ]

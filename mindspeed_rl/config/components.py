@@ -40,7 +40,9 @@ def _kernel_config(worker):
 
 ENGINE_DERIVED: Dict[str, tuple] = {
     "seed": (("megatron_training.seed",), lambda cfg, worker, role, steps: cfg.megatron_training.seed),
-    "forward_only": ((), lambda cfg, worker, role, steps: role != "actor"),
+    "forward_only": ((), lambda cfg, worker, role, steps: role == "ref"),
+    # the critic's model ends in a value head (engine.value_head)
+    "output": ((), lambda cfg, worker, role, steps: "values" if role == "critic" else "log_probs"),
     "make_vocab_size_divisible_by": (("model.make_vocab_size_divisible_by",),
                                      lambda cfg, worker, role, steps: cfg.model.make_vocab_size_divisible_by),
     # log-probs of the distribution the rollout sampled from (greedy rollouts: the plain one)
@@ -58,7 +60,7 @@ ENGINE_DERIVED: Dict[str, tuple] = {
 }
 # engine settings that have no run key (the engine's defaults apply)
 ENGINE_ONLY = ("use_te", "transformer_overrides")
-ROLES = {"actor": "actor_config", "ref": "ref_config"}
+ROLES = {"actor": "actor_config", "ref": "ref_config", "critic": "critic_config"}
 
 
 def total_optimizer_steps(cfg) -> int:
@@ -66,6 +68,24 @@ def total_optimizer_steps(cfg) -> int:
     mt, actor = cfg.megatron_training, cfg.actor_config
     mini = actor.mini_batch_size or mt.global_batch_size
     return mt.train_iters * max(mt.global_batch_size // max(mini, 1), 1) * actor.epochs
+
+
+def total_critic_steps(cfg) -> int:
+    """The critic's optimizer steps of the whole run (it trains every iteration, warm-up included)."""
+    mt, critic = cfg.megatron_training, cfg.critic_config
+    mini = critic.mini_batch_size or mt.global_batch_size
+    return mt.train_iters * max(mt.global_batch_size // max(mini, 1), 1) * critic.epochs
+
+
+def value_loss_config(cfg):
+    """``algorithms.ValueLossConfig`` from ``critic_config``."""
+    from mindspeed_rl.algorithms import ValueLossConfig
+
+    try:
+        return ValueLossConfig(cliprange_value=cfg.critic_config.cliprange_value)
+    except ValueError as exc:
+        raise ConfigError([Problem("critic_config.cliprange_value", cfg.critic_config.cliprange_value, str(exc),
+                                   "use 0.5 (verl) or 0.2")]) from None
 
 
 def policy_loss_config(cfg):
@@ -103,6 +123,9 @@ def megatron_engine_config(cfg, role: str, *, total_steps: int = 0):
     if role not in ROLES:
         raise ValueError(f"role {role!r}: choose one of {list(ROLES)}")
     worker = getattr(cfg, ROLES[role])
+    if worker is None:
+        raise ConfigError([Problem(ROLES[role], None, f"the {role} engine needs a {ROLES[role]} section",
+                                   f"add {ROLES[role]} to the run config")])
     keys = {f.name for f in fields(worker)}
     kwargs: Dict[str, Any] = {}
     try:
@@ -153,6 +176,9 @@ def check_components(cfg, out: list) -> None:
         lambda: engine_kernels(cfg, "actor"),
         lambda: engine_kernels(cfg, "ref"),
     )
+    if getattr(cfg, "critic_config", None) is not None:
+        builders += (lambda: megatron_engine_config(cfg, "critic", total_steps=total_critic_steps(cfg)),
+                     lambda: engine_kernels(cfg, "critic"), lambda: value_loss_config(cfg))
     for build in builders:
         try:
             build()

@@ -79,8 +79,6 @@ OBSOLETE: dict[str, tuple[str, Optional[tuple]]] = {
     "rl_config.reward_dispatch_size": ("the reward worker scores the whole iteration at once", None),
     "rl_config.adv_dispatch_size": ("advantages are computed once per iteration by the driver", None),
     "rl_config.actor_update_dispatch_size": ("the driver shards each mini-batch over data-parallel ranks", None),
-    "rl_config.gamma": ("GAE discount: GRPO has no critic", None),
-    "rl_config.lam": ("GAE lambda: GRPO has no critic", None),
     "rl_config.kl_ctrl_type": ("the KL coefficient is fixed (rl_config.kl_coef)", ("fixed",)),
     "rl_config.shuffle_mini_batch": ("mini-batches are taken in order", (False,)),
     "rl_config.rule_reward": ("rewards are the rule-based rl_config.verifier_function", (True,)),

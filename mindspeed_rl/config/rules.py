@@ -45,16 +45,15 @@ def check_loss(rl, out: list[Problem]) -> None:
         out.append(Problem(f"{r}.verifier_num_workers", rl.verifier_num_workers, "must be >= 0", "use 1 or more"))
 
 
-def check_optimiser(cfg, out: list[Problem]) -> None:
-    """Only the actor trains: its optimiser and schedule keys are checked."""
-    a, mt = cfg.actor_config, cfg.megatron_training
-    k = "actor_config"
+def check_optimiser(cfg, out: list[Problem], k: str = "actor_config") -> None:
+    """The optimiser and schedule keys of a trained section (the actor; the critic when set)."""
+    a, mt = getattr(cfg, k), cfg.megatron_training
     if not (_number(a.lr) and a.lr > 0):
         out.append(Problem(f"{k}.lr", a.lr, "the learning rate must be > 0", "use e.g. 1e-6"))
     if not (_number(a.min_lr) and a.min_lr >= 0):
         out.append(Problem(f"{k}.min_lr", a.min_lr, "must be >= 0", "use 0"))
     elif _number(a.lr) and a.lr > 0 and a.min_lr > a.lr:
-        out.append(Problem(f"{k}.min_lr", a.min_lr, f"must not exceed actor_config.lr ({a.lr:g}): the schedule decays "
+        out.append(Problem(f"{k}.min_lr", a.min_lr, f"must not exceed {k}.lr ({a.lr:g}): the schedule decays "
                            "from lr down to min_lr", f"use a value <= {a.lr:g}, e.g. 0"))
     if not (_number(a.lr_warmup_fraction) and 0 <= a.lr_warmup_fraction < 1):
         out.append(Problem(f"{k}.lr_warmup_fraction", a.lr_warmup_fraction, "must be in [0, 1)",
@@ -105,4 +104,6 @@ def check_schedule(cfg, out: list[Problem]) -> None:
 def check_training_rules(cfg, out: list[Problem]) -> None:
     check_loss(cfg.rl_config, out)
     check_optimiser(cfg, out)
+    if getattr(cfg, "critic_config", None) is not None:
+        check_optimiser(cfg, out, "critic_config")
     check_schedule(cfg, out)

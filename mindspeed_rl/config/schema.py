@@ -115,6 +115,14 @@ class WorkerConfig:
 
 
 @dataclass
+class CriticWorkerConfig(WorkerConfig):
+    """The critic's Megatron worker group (PPO, ``rl_config.advantage_estimator=gae``): the policy's
+    architecture with a [hidden, 1] value head, its own TP/PP, optimiser and micro-batches."""
+
+    cliprange_value: float = option(0.5, "Value clip: new values stay within old +- this in the value loss (verl: 0.5)")
+
+
+@dataclass
 class ResourceConfig:
     """Devices a worker group asks for (NPUs, GPUs or, on CPU, processes)."""
 
@@ -153,6 +161,12 @@ class RLConfig:
     device_memory_gb: float = option(0.0, "Memory of one device in GB, for the --dry-run plan's verdict (0: not checked)")
     devices_per_node: int = option(0, "Devices per node, for the --dry-run placement (0: all on one node)")
     actor_resource: ResourceConfig = option(ResourceConfig, "Devices for the actor (and its rollout engines)")
+    critic_resource: ResourceConfig = option(ResourceConfig, "Devices for the critic (PPO with critic_config)")
+    # PPO with a critic (advantage_estimator=gae, critic_config set)
+    gamma: float = option(1.0, "GAE discount (Open-Reasoner-Zero: 1.0)")
+    lam: float = option(1.0, "GAE lambda (Open-Reasoner-Zero: 1.0)")
+    whiten_advantages: bool = option(True, "GAE: normalise the advantages over the batch's valid tokens (verl, ORZ)")
+    critic_warmup: int = option(0, "First N iterations train only the critic (the actor waits for useful values)")
     reference_resource: ResourceConfig = option(ResourceConfig, "Devices for the reference when not colocated")
     test_freq: int = option(0, "Validate every N iterations (0: off)")
     test_before_train: bool = option(False, "Validate once before the first iteration")
@@ -221,6 +235,8 @@ class GRPOConfig:
     ref_config: WorkerConfig = option(WorkerConfig, "Reference (frozen policy) Megatron worker group")
     rl_config: RLConfig = option(RLConfig, "GRPO algorithm, rewards and placement")
     generate_config: GenerateConfig = option(GenerateConfig, "Rollout engine and sampling")
+    critic_config: Optional[CriticWorkerConfig] = option(
+        None, "PPO critic Megatron worker group (needs rl_config.advantage_estimator=gae); empty: no critic")
 
     @property
     def actor_data_parallel_size(self) -> int:
@@ -236,6 +252,13 @@ class GRPOConfig:
     def ref_data_parallel_size(self) -> int:
         r = self.ref_config
         return self.ref_num_devices // (r.tensor_model_parallel_size * r.pipeline_model_parallel_size)
+
+    @property
+    def critic_data_parallel_size(self) -> int:
+        c = self.critic_config
+        if c is None:
+            return 0
+        return self.rl_config.critic_resource.num_devices // (c.tensor_model_parallel_size * c.pipeline_model_parallel_size)
 
     @property
     def rollout_data_parallel_size(self) -> int:

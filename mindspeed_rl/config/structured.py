@@ -36,6 +36,9 @@ def _coerce(value: Any, tp: Any, key: str, problems: list[Problem]) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        section = next((a for a in args if dataclasses.is_dataclass(a)), None)
+        if section is not None and isinstance(value, dict):  # an optional section: its own keys' problems
+            return _build(section, value, key, problems)
         for arg in args:
             if arg is type(None):
                 continue
@@ -137,8 +140,11 @@ def field_docs(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hints[f.name]):
-            out.extend(field_docs(hints[f.name], key + "."))
+        tp = hints[f.name]
+        if get_origin(tp) in (Union, types.UnionType):  # an optional section (None: off), e.g. critic_config
+            tp = next((a for a in get_args(tp) if dataclasses.is_dataclass(a)), tp)
+        if dataclasses.is_dataclass(tp):
+            out.extend(field_docs(tp, key + "."))
         else:
             default = f.default if f.default is not MISSING else (f.default_factory() if f.default_factory is not MISSING else None)
             out.append((key, default, f.metadata.get("help", "")))

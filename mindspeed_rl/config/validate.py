@@ -168,6 +168,9 @@ def validate(cfg: GRPOConfig) -> GRPOConfig:
     check_training_rules(cfg, out)
     _check_dapo(rl, s, out)
     _check_algorithm_names(rl, out)
+    from mindspeed_rl.config.ppo_rules import check_ppo
+
+    check_ppo(cfg, out, _check_parallel_layout)
     if not out:  # the components' own rules, on a config that passed the run's
         from mindspeed_rl.config.components import check_components
 
@@ -246,6 +249,8 @@ def check_resources(cfg: GRPOConfig, available: dict[str, float], resource: str)
     """Requested devices must exist in the cluster (``available``: Ray's cluster resources)."""
     rl = cfg.rl_config
     wanted = rl.actor_resource.num_devices + (0 if rl.colocate_actor_ref else rl.reference_resource.num_devices)
+    if cfg.critic_config is not None:
+        wanted += rl.critic_resource.num_devices
     have = int(available.get(resource, 0))
     if wanted > have:
         key = "rl_config.actor_resource.num_devices" if rl.colocate_actor_ref else "rl_config.reference_resource.num_devices"
@@ -282,6 +287,9 @@ def check_inputs_exist(cfg: GRPOConfig) -> None:
     if cfg.ref_config.load:
         need("ref_config.load", cfg.ref_config.load, "a converted Megatron checkpoint",
              fix="convert with tools/convert/convert_ckpt.py hf2mcore (see examples/ckpt)")
+    if cfg.critic_config is not None and cfg.critic_config.load:
+        need("critic_config.load", cfg.critic_config.load, "a converted Megatron checkpoint",
+             fix="convert with tools/convert/convert_ckpt.py hf2mcore at the critic's TP/PP (see examples/ckpt)")
     if mt.load:
         need("megatron_training.load", mt.load, "a run checkpoint directory", "/latest_checkpointed_iteration.txt")
     if problems:

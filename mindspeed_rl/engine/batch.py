@@ -7,7 +7,8 @@ A batch is a dict of tensors with ``B`` rows (one sampled response each)::
     response_mask   [B, R]       1 on valid response tokens (R = widest response)
 
 and, for ``MegatronEngine.update``, ``[B, R]`` tensors aligned with ``response_mask``:
-``advantages`` (required), ``old_log_probs`` and ``ref_log_probs`` (optional). Row ``i``'s
+``advantages`` (required), ``old_log_probs`` and ``ref_log_probs`` (optional); for a critic
+``returns`` and ``old_values``. Row ``i``'s
 response starts at ``prompt_len_i = attention_mask[i].sum() - response_mask[i].sum()``;
 ``log_probs[i, j]`` is ``log p(input_ids[i, prompt_len_i + j] | input_ids[i, :prompt_len_i + j])``.
 
@@ -32,7 +33,10 @@ import torch
 
 Batch = Dict[str, torch.Tensor]
 REQUIRED_KEYS = ("input_ids", "attention_mask", "response_mask")
-RESPONSE_KEYS = ("response_mask", "advantages", "old_log_probs", "ref_log_probs")
+# loss_mask: SFT's mask of the tokens to learn (assistant turns) inside the response span, whose
+# response_mask stays contiguous (it locates the span); returns / old_values: a critic's targets
+# and its values at experience time (algorithms.value_loss)
+RESPONSE_KEYS = ("response_mask", "advantages", "old_log_probs", "ref_log_probs", "loss_mask", "returns", "old_values")
 
 
 def check_batch(batch: Batch, required: tuple[str, ...] = REQUIRED_KEYS) -> None:

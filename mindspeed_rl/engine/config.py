@@ -13,6 +13,7 @@ from mindspeed_rl.engine.kernels import KernelConfig
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LR_DECAY_STYLES = ("constant", "linear", "cosine")
+OUTPUTS = ("log_probs", "values")
 
 
 @dataclass
@@ -30,6 +31,9 @@ class MegatronEngineConfig:
     params_dtype: str = "fp32"  # fp32 | bf16 | fp16
     seed: int = 1234
     forward_only: bool = False  # reference: no DDP, no optimizer
+    # "log_probs" (policy, reference) or "values": a critic, the output layer replaced by a
+    # [hidden, 1] head (engine.value_head); infer_batch and the loss get values instead of log-probs
+    output: str = "log_probs"
     make_vocab_size_divisible_by: int = 128
     # Layer spec, fusions, attention backend, recompute, packed sequences (engine.kernels):
     # None fields take the platform's defaults.
@@ -71,6 +75,11 @@ class MegatronEngineConfig:
             raise ValueError(f"lr_decay_style={self.lr_decay_style!r}: choose one of {list(LR_DECAY_STYLES)}")
         if not self.logit_temperature > 0:
             raise ValueError(f"logit_temperature={self.logit_temperature}: must be > 0 (use 1.0 for greedy rollouts)")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output={self.output!r}: choose one of {list(OUTPUTS)}")
+        if self.output == "values" and self.sequence_parallel:
+            raise ValueError("sequence_parallel=True: not supported for a critic (the value head reads the full "
+                             "hidden state); set it to false")
         if self.micro_batch_size < 1:
             raise ValueError(f"micro_batch_size={self.micro_batch_size}: must be >= 1")
         if self.max_tokens_per_micro_batch < 0 or self.log_prob_max_tokens_per_micro_batch < 0:

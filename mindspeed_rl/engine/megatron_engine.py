@@ -19,7 +19,7 @@ from mindspeed_rl.engine import packing as engine_packing
 from mindspeed_rl.engine.config import MegatronEngineConfig
 from mindspeed_rl.engine.layout import EngineLayout
 from mindspeed_rl.engine.offload import StorageParking, optimizer_state_tensors
-from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_probs
+from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_prob_stats
 from mindspeed_rl.engine.wrappers import unwrap  # noqa: F401 - re-exported
 from mindspeed_rl.utils.imports import require
 
@@ -86,7 +86,11 @@ class MegatronEngine:
         if load:
             self.padded_vocab = self._check_checkpoint_layout(load, hf_config)
         self.model = self._build_model(loading_weights=bool(load))
-        if load:
+        if load and self.values_output:  # a critic: the policy's backbone, a fresh value head
+            from mindspeed_rl.engine.value_head import load_backbone
+
+            load_backbone(unwrap(self.model), load, self.tp_rank, self.pp_rank, hf_config=hf_config)
+        elif load:
             from mindspeed_rl.models.mcore_checkpoint import load_rank_checkpoint
 
             # hf_config: a checkpoint without convert_meta.json (MindSpeed-LLM's) is read by its layout
@@ -134,6 +138,8 @@ class MegatronEngine:
     pp_rank = property(lambda self: self.layout.pp_rank)
     dp_rank = property(lambda self: self.layout.dp_rank)
     is_last_stage = property(lambda self: self.layout.is_last_stage)
+    # a critic (engine.value_head): the model ends in a [hidden, 1] head and returns values
+    values_output = property(lambda self: self.config.output == "values")
 
     @property
     def dp_group(self):
@@ -181,14 +187,21 @@ class MegatronEngine:
             # shapes before tensors. Set after construction: TransformerConfig's check of this flag
             # is about MoE token dispatchers, which a dense model does not have.
             tcfg.variable_seq_lengths = True
+        model_kwargs = self.bridge.gpt_model_kwargs(self.tp_size, padded_vocab=self.padded_vocab)
+        if self.values_output:
+            model_kwargs["share_embeddings_and_output_weights"] = False  # the value head is its own
         model = GPTModel(
             tcfg,
             self.bridge.layer_spec(use_te=self.kernels.layer_spec == "transformer_engine", config=tcfg,
                                    core_attention=core_attention_module(self.kernels.core_attention)),
-            **self.bridge.gpt_model_kwargs(self.tp_size, padded_vocab=self.padded_vocab),
+            **model_kwargs,
             pre_process=self.layout.is_first_stage,
             post_process=self.is_last_stage,
         )
+        if self.values_output:
+            from mindspeed_rl.engine.value_head import attach_value_head
+
+            attach_value_head(model, tcfg.hidden_size, c.torch_dtype, c.seed)
         if loading_weights:
             mark_tensor_parallel_weights(model)
         model.to(self.device)
@@ -233,6 +246,12 @@ class MegatronEngine:
     def _token_log_probs(self, logits: torch.Tensor, mb: engine_batch.Batch, with_entropy: bool, temperature: bool = True):
         """[b, R] log-probs (and entropy) of the response tokens from [b, s, vocab/tp] logits,
         under ``softmax(logits / config.logit_temperature)`` unless ``temperature`` is False (SFT)."""
+        # by the class, so that a stand-in ``self`` with the engine's attributes works too (tests)
+        return MegatronEngine._token_log_prob_stats(self, logits, mb, with_entropy, temperature)[:2]
+
+    def _token_log_prob_stats(self, logits: torch.Tensor, mb: engine_batch.Batch, with_entropy: bool,
+                              temperature: bool = True, with_mean_log_prob: bool = False):
+        """``_token_log_probs`` plus the mean log-prob over the true vocab (label smoothing) or None."""
         pos = engine_batch.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
         labels = mb["input_ids"].to(logits.device).gather(1, pos + 1)
         # only the response positions, in the logits' dtype; the kernel upcasts chunk by chunk
@@ -242,10 +261,11 @@ class MegatronEngine:
         else:
             picked = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
         vocab_local = logits.shape[-1]
-        return vocab_parallel_log_probs(
+        return vocab_parallel_log_prob_stats(
             picked, labels, vocab_start=self.tp_rank * vocab_local, true_vocab=self.bridge.vocab_size,
             group=self._ps.get_tensor_model_parallel_group() if self.tp_size > 1 else None,
-            with_entropy=with_entropy, temperature=self.config.logit_temperature if temperature else 1.0,
+            with_entropy=with_entropy, with_mean_log_prob=with_mean_log_prob,
+            temperature=self.config.logit_temperature if temperature else 1.0,
         )
 
     def _micro_batches(self, batch: engine_batch.Batch, max_tokens: int,
@@ -305,7 +325,8 @@ class MegatronEngine:
     @torch.no_grad()
     def infer_batch(self, batch: engine_batch.Batch, with_entropy: bool = False,
                     micro_batch_size: Optional[int] = None) -> Dict[str, torch.Tensor]:
-        """Forward-only ``{'log_probs': [B, R]}`` (+ ``'entropy'``), float32, 0 on masked positions.
+        """Forward-only ``{'log_probs': [B, R]}`` (+ ``'entropy'``), float32, 0 on masked positions;
+        a critic engine (``config.output="values"``) returns ``{'values': [B, R]}`` instead.
 
         Every rank of the model-parallel group gets the result (it is computed on the last pipeline
         stage, identical on its TP ranks, and broadcast over the PP group); each DP rank returns
@@ -317,15 +338,19 @@ class MegatronEngine:
         outputs: List[Tuple[torch.Tensor, Optional[torch.Tensor]]] = []
 
         def collect(mb, logits):
-            lp, ent = self._token_log_probs(logits, mb, with_entropy)
-            outputs.append((lp, ent))
+            if self.values_output:
+                from mindspeed_rl.engine.value_head import token_values
+
+                outputs.append((token_values(logits, mb),))
+            else:
+                outputs.append(self._token_log_probs(logits, mb, with_entropy))
             return logits.new_zeros(()), {}
 
         self.model.eval()
         self._run_schedule(micro, collect, forward_only=True)
         mask = batch["response_mask"].to(self.device).bool()
         result = {}
-        keys = ["log_probs"] + (["entropy"] if with_entropy else [])
+        keys = ["values"] if self.values_output else ["log_probs"] + (["entropy"] if with_entropy else [])
         for i, key in enumerate(keys):
             value = None
             if self.is_last_stage:  # put each micro-batch's rows (and response width) back in place
@@ -391,6 +416,9 @@ class MegatronEngine:
         num_optimizer_steps.
         """
         self._require_optimizer("train_batch")
+        if getattr(loss, "output", "log_probs") != self.config.output:
+            raise ValueError(f"the loss reads {getattr(loss, 'output', 'log_probs')!r} but this engine outputs "
+                             f"{self.config.output!r} (a value loss needs a critic engine, output='values')")
         engine_batch.check_batch(batch, engine_batch.REQUIRED_KEYS + tuple(loss.required_keys))
         missing = [k for k in loss.required_keys if batch.get(k) is None]
         if missing:
@@ -404,7 +432,7 @@ class MegatronEngine:
             gen = torch.Generator().manual_seed(self.config.seed * 1000003 + self.step * 101 + epoch) if shuffle else None
             for idx in engine_batch.mini_batch_indices(n, num_mini_batches, gen):
                 mini = engine_batch.select_rows(batch, idx)
-                norm = self._global_normalizers(mini["response_mask"], loss.norm_length)
+                norm = self._global_normalizers(mini[loss.mask_key], loss.norm_length)
                 micro, _ = self._micro_batches(mini, self.config.max_tokens_per_micro_batch, micro_batch_size)
                 scale = float(len(micro) * self.dp_size)  # undo the schedule's 1/M and DDP's 1/dp
                 step_fn = functools.partial(self._micro_batch_loss, loss, norm, scale, on_policy, records)
@@ -420,8 +448,16 @@ class MegatronEngine:
         """The schedule's loss hook: log-probs from this stage's logits, the loss, its scaling."""
         from mindspeed_rl.algorithms.losses import LossInputs
 
-        lp, ent = self._token_log_probs(logits, mb, loss.with_entropy, temperature=loss.logit_temperature)
-        value, metrics = loss(LossInputs(lp, ent, mb, norm, on_policy))
+        if self.values_output:
+            from mindspeed_rl.engine.value_head import token_values
+
+            inputs = LossInputs(None, None, mb, norm, on_policy, values=token_values(logits, mb))
+        else:
+            lp, ent, mean_lp = self._token_log_prob_stats(logits, mb, loss.with_entropy,
+                                                          temperature=loss.logit_temperature,
+                                                          with_mean_log_prob=loss.with_mean_log_prob)
+            inputs = LossInputs(lp, ent, mb, norm, on_policy, mean_log_prob=mean_lp)
+        value, metrics = loss(inputs)
         unknown = set(metrics) - set(loss.metrics)
         if unknown:
             raise KeyError(f"the loss reported metrics {sorted(unknown)} it does not declare in Loss.metrics "
@@ -501,6 +537,8 @@ class MegatronEngine:
         """
         from mindspeed_rl.models.weight_sync import iter_hf_weights
 
+        if self.values_output:
+            raise RuntimeError("a critic engine has no HF weights to export (its value head is not an HF layer)")
         for bucket in iter_hf_weights(unwrap(self.model), self.bridge, self.padded_vocab, self.config.num_layer_list,
                                       bucket_bytes=bucket_bytes, dtype=self.config.torch_dtype,
                                       tp_group=self._ps.get_tensor_model_parallel_group(),

@@ -285,7 +285,26 @@ def plan_memory(cfg) -> MemoryPlan:
                               "sync bucket": min(gen.weight_sync_bucket_mb * 2**20, rollout_weights)},
               "set actor_config.offload_grads/offload_optimizer=true, or lower generate_config.weight_sync_bucket_mb"),
     ]
+    if getattr(cfg, "critic_config", None) is not None:
+        notes.append(critic_note(cfg))
     return MemoryPlan(phases, device_memory, placement(cfg), notes)
+
+
+def critic_note(cfg) -> str:
+    """The PPO critic's resident state per rank, on its own devices (not in the actor's phases):
+    the backbone without an LM head, its fp32 grads and Adam state; activations as in an update
+    of the same micro-batch, but no logits (the head is [hidden, 1])."""
+    m, c, rl = cfg.model, cfg.critic_config, cfg.rl_config
+    tp, pp = c.tensor_model_parallel_size, c.pipeline_model_parallel_size
+    dp = max(1, rl.critic_resource.num_devices // (tp * pp))
+    counts = param_counts(m, tp, padded_vocab(m.vocab_size, m.make_vocab_size_divisible_by, tp))
+    layers = list(c.num_layer_list) if c.num_layer_list else [m.num_layers // pp] * pp
+    n = max(layers) * counts.per_layer + counts.embedding + counts.final_norm + m.hidden_size + 1
+    e = DTYPE_BYTES[c.params_dtype]
+    optimizer = n * (8 + (4 if e != 4 else 0)) / (dp if c.use_distributed_optimizer else 1)
+    total = n * e + n * 4 + optimizer
+    return (f"critic ({rl.critic_resource.num_devices} devices of its own, TP{tp} x PP{pp} x DP{dp}): "
+            f"params + grads + optimizer ~{total / GB:.1f} GB per rank, plus update activations")
 
 
 def placement(cfg) -> list[str]:
@@ -308,4 +327,6 @@ def placement(cfg) -> list[str]:
         out.append("reference: colocated with the actor (same ranks, same TP x PP)")
     else:
         out.append(f"reference: {rl.reference_resource.num_devices} device(s) of its own")
+    if getattr(cfg, "critic_config", None) is not None:
+        out.append(f"critic: {rl.critic_resource.num_devices} device(s) of its own")
     return out

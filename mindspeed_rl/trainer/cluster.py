@@ -36,6 +36,8 @@ def init_ray(cfg, address: str | None = None) -> None:
         return
     rl = cfg.rl_config
     wanted = rl.actor_resource.num_devices + (0 if rl.colocate_actor_ref else rl.reference_resource.num_devices)
+    if cfg.critic_config is not None:
+        wanted += rl.critic_resource.num_devices
     from mindspeed_rl.utils.ray_leftovers import init_local_ray
 
     # a killed earlier run's Ray processes are stopped first, and this run's are noted

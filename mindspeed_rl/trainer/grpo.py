@@ -25,7 +25,7 @@ import torch
 
 from mindspeed_rl.config import GRPOConfig
 from mindspeed_rl.data.templates import stop_token_ids
-from mindspeed_rl.trainer import cluster
+from mindspeed_rl.trainer import cluster, ppo
 from mindspeed_rl.trainer.experience import Experience, build_experience
 from mindspeed_rl.trainer.metrics_logger import MetricsLogger
 from mindspeed_rl.trainer.resume_check import config_hash
@@ -66,6 +66,7 @@ class GRPOTrainer:
         check_resources(cfg, ray.cluster_resources(), self.resource)
         self.workers = start_workers(cfg, self.resource, self.total_steps)
         self.actor, self.ref, self.reward = self.workers.actor, self.workers.ref, self.workers.reward
+        self.critic = self.workers.critic  # PPO (critic_config) only, else None
 
     # ---- one iteration ---------------------------------------------------------------
     def generate(self, prompts: list[list[int]], sampling: dict) -> list[list]:
@@ -165,8 +166,13 @@ class GRPOTrainer:
             rewards_for_adv, _ = apply_kl_in_reward(token_scores, policy_lp, ref_lp, mask, rl.kl_coef, rl.kl_estimator)
         else:
             rewards_for_adv = scores
-        advantages = compute_advantages(rl.advantage_estimator, rewards_for_adv, mask, exp.prompt_index,
-                                        epsilon=rl.norm_adv_eps)
+        if self.critic is not None:  # PPO: the critic's values, GAE (trainer/ppo.py)
+            with timer("values"):
+                values = self.critic.compute_values(batch)
+            advantages, returns = ppo.gae(rl, rewards_for_adv, values, mask)
+        else:
+            advantages = compute_advantages(rl.advantage_estimator, rewards_for_adv, mask, exp.prompt_index,
+                                            epsilon=rl.norm_adv_eps)
         train_mask = mask
         if rl.overlong_filter:
             from mindspeed_rl.algorithms.overlong import mask_truncated
@@ -180,16 +186,25 @@ class GRPOTrainer:
             train_batch["old_log_probs"] = old_lp
         # a short dynamic-sampling batch keeps the configured mini-batch count while it has the prompts
         num_mini = min(self.num_mini_batches, len(scored.prompts))
-        with timer("update"):
-            update_metrics = self.actor.update(train_batch, num_mini_batches=num_mini, epochs=cfg.actor_config.epochs)
-        with timer("weight_sync"):
-            self.actor.sync_weights()
+        update_metrics = {}
+        if self.critic is None or ppo.actor_trains(rl, iteration):  # PPO: not during the critic's warm-up
+            with timer("update"):
+                update_metrics = self.actor.update(train_batch, num_mini_batches=num_mini, epochs=cfg.actor_config.epochs)
+            with timer("weight_sync"):
+                self.actor.sync_weights()
+        if self.critic is not None:
+            with timer("critic_update"):
+                critic_update = self.critic.update(ppo.critic_batch(batch, train_mask, values, returns),
+                                                   num_mini_batches=ppo.critic_num_mini_batches(cfg, len(scored.prompts)),
+                                                   epochs=cfg.critic_config.epochs)
 
         metrics = step_metrics(
             scores=scores, per_function=per_fn, reward_counters=reward_metrics, advantages=advantages, exp=exp,
             dynamic_sampling=ds_metrics, max_tokens=cfg.generate_config.sampling_config.max_tokens,
             old_log_probs=old_lp, update=update_metrics, times=timer.times, elapsed=time.perf_counter() - t_all,
             num_devices=rl.actor_resource.num_devices)
+        if self.critic is not None:
+            metrics.update(ppo.critic_metrics(critic_update, values, returns, train_mask))
         return metrics, exp, texts, row_golds
 
     # ---- the run ---------------------------------------------------------------------
@@ -198,6 +213,8 @@ class GRPOTrainer:
 
         def write_parts(tmp: Path) -> None:
             self.actor.save(str(tmp))
+            if self.critic is not None:
+                self.critic.save(str(tmp))
 
         # what an export needs besides the weights (tools/convert mcore2hf, cli/evaluate.py)
         hf_dir = self.cfg.model.hf_config_dir or mt.tokenizer_name_or_path
@@ -219,6 +236,8 @@ class GRPOTrainer:
         self.sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
         self.actor.load(str(path))
+        if self.critic is not None:
+            self.critic.load(str(path))
         print(f"resumed from {path} (iteration {iteration})", flush=True)
         return iteration
 

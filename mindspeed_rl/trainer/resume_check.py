@@ -32,6 +32,7 @@ ALLOWED = {
     "rl_config.test_freq", "rl_config.test_before_train", "rl_config.val_datasets",
     "rl_config.save_samples_interval", "rl_config.verifier_num_workers",
     "actor_config.load",  # the actor's weights come from the run checkpoint
+    "critic_config.load",  # so do the critic's (PPO)
     "generate_config.weight_sync_bucket_mb",
 }
 # Keys the restored optimizer scheduler overrides: even with the override the saved value is used.
@@ -82,14 +83,23 @@ def checkpoint_problem(root: Path, iteration: int) -> Optional[str]:
         return str(exc)
     if not isinstance(state, dict) or "sampler" not in state:
         return f"{path / 'run_state.json'} lacks the sampler state"
-    actor = path / "actor"
+    for part in ("actor", "critic"):  # a PPO checkpoint has a critic of its own
+        if part == "actor" or (path / part).is_dir():
+            problem = _engine_problem(path / part)
+            if problem:
+                return problem
+    return None
+
+
+def _engine_problem(engine_root: Path) -> Optional[str]:
+    """What is wrong with one engine's checkpoint inside a run checkpoint (None when intact)."""
     try:
-        tracked = read_tracker(actor)
+        tracked = read_tracker(engine_root)
     except TrackerError as exc:
         return str(exc)
     if tracked is None:
-        return f"{tracker_path(actor)} is missing"
-    engine = actor / f"iter_{tracked:07d}"
+        return f"{tracker_path(engine_root)} is missing"
+    engine = engine_root / f"iter_{tracked:07d}"
     try:
         meta = read_json(engine / "engine_meta.json", "engine metadata")
         tp, pp, dp = int(meta["tp"]), int(meta["pp"]), int(meta["dp"])

@@ -12,9 +12,10 @@ class Workers:
     actor: "ActorGroup"  # noqa: F821 - mindspeed_rl.workers.groups, imported when started
     ref: "ReferenceGroup"  # noqa: F821
     reward: "RewardGroup"  # noqa: F821
+    critic: "CriticGroup | None" = None  # noqa: F821 - PPO (critic_config) only
 
     def shutdown(self) -> None:
-        for group in (self.actor, self.ref, self.reward):
+        for group in (self.actor, self.ref, self.reward, self.critic):
             if group is not None:
                 group.shutdown()
 
@@ -42,6 +43,17 @@ def start_workers(cfg, resource: str, total_optimizer_steps: int) -> Workers:
         init_args=(rl.verifier_function, rl.verifier_weight, rl.verifier_num_workers, rl.verifier_timeout),
         init_distributed=False,
     )
+    critic_ranks = None
+    if cfg.critic_config is not None:
+        from mindspeed_rl.workers.critic_worker import CriticWorker
+
+        critic_ranks = WorkerGroup(CriticWorker, requests["critic"], init_args=(cfg_dict,))
     actor = ActorGroup.build(actor_ranks, total_optimizer_steps, with_reference=rl.colocate_actor_ref)
     ref = ReferenceGroup.build(ref_ranks) if ref_ranks is not None else actor.reference()
-    return Workers(actor, ref, RewardGroup(reward_ranks))
+    critic = None
+    if critic_ranks is not None:
+        from mindspeed_rl.config.components import total_critic_steps
+        from mindspeed_rl.workers.groups import CriticGroup
+
+        critic = CriticGroup.build(critic_ranks, total_critic_steps(cfg))
+    return Workers(actor, ref, RewardGroup(reward_ranks), critic)

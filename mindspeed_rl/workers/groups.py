@@ -1,8 +1,9 @@
 """The driver's view of each worker group: named methods with typed payloads.
 
 The trainer calls ``actor.compute_log_probs(batch)``, ``actor.update(batch, ...)``,
-``ref.compute_log_probs(batch)``, ``actor.generate(prompts, sampling)`` and
-``reward.score(texts, golds, extras)``. Each group deals the batch out to its ranks by their
+``ref.compute_log_probs(batch)``, ``actor.generate(prompts, sampling)``,
+``reward.score(texts, golds, extras)`` and, for PPO, ``critic.compute_values(batch)`` and
+``critic.update(batch, ...)``. Each group deals the batch out to its ranks by their
 ``EngineLayout`` (one DP shard per DP rank, the same shard on every rank of a model-parallel
 group) and puts the results back in row order, so the loop only ever holds whole batches.
 """
@@ -67,11 +68,15 @@ class EngineGroup:
     def compute_log_probs(self, batch: Batch) -> torch.Tensor:
         """``[rows, response_len]`` float32 log-probs of the batch's responses under this engine."""
         results, shards = self._call_sharded("compute_log_probs", batch, self.which)
+        return self._rows_back(batch, results, shards, "log_probs")
+
+    def _rows_back(self, batch: Batch, results, shards, key: str) -> torch.Tensor:
+        """The reporting ranks' ``[shard, R]`` outputs put back in the batch's row order."""
         out = torch.zeros(batch["response_mask"].shape, dtype=torch.float32)
         for layout, result in zip(self.layouts, results):
             if layout.returns_outputs and result is not None:
-                lp = result["log_probs"]
-                out[shards[layout.dp_rank], : lp.shape[1]] = lp
+                part = result[key]
+                out[shards[layout.dp_rank], : part.shape[1]] = part
         return out
 
 
@@ -145,6 +150,33 @@ class ActorGroup(EngineGroup):
     def export_state(self) -> Dict[str, torch.Tensor]:
         """Full HF-named weights of the actor."""
         return self.group.run("export_state")[0]
+
+    def shutdown(self) -> None:
+        _stop(self.group)
+
+
+class CriticGroup(EngineGroup):
+    """The PPO critic ranks (``workers.critic_worker``): values of a batch, value-loss updates."""
+
+    @classmethod
+    def build(cls, group, total_optimizer_steps: int) -> "CriticGroup":
+        return cls(group, group.run("build", total_optimizer_steps))
+
+    def compute_values(self, batch: Batch) -> torch.Tensor:
+        """``[rows, response_len]`` float32 values of the batch's response tokens (0 where masked)."""
+        results, shards = self._call_sharded("compute_values", batch)
+        return self._rows_back(batch, results, shards, "values")
+
+    def update(self, batch: Batch, *, num_mini_batches: int, epochs: int) -> Dict[str, float]:
+        """One critic update (``returns`` and ``old_values`` in the batch); the value-loss metrics."""
+        results, _ = self._call_sharded("update", batch, num_mini_batches, epochs, num_mini_batches=num_mini_batches)
+        return next(r for r in results if r is not None)
+
+    def save(self, directory: str) -> None:
+        self.group.run("save", directory)
+
+    def load(self, directory: str) -> None:
+        self.group.run("load", directory)
 
     def shutdown(self) -> None:
         _stop(self.group)

@@ -74,10 +74,12 @@ def wait_for_resources(resource: str, count: float, timeout_s: float = 600.0, po
 
 
 def plan_worker_groups(cfg, resource: str) -> list[DeviceRequest]:
-    """The device requests of a GRPO run: the actor (hosting its rollout engines) and, when not
-    colocated, the reference on devices of its own."""
+    """The device requests of a GRPO run: the actor (hosting its rollout engines), when not
+    colocated the reference, and a PPO critic, each on devices of its own."""
     rl = cfg.rl_config
     requests = [DeviceRequest("actor_rollout", rl.actor_resource.num_devices, resource)]
     if not rl.colocate_actor_ref:
         requests.append(DeviceRequest("reference", rl.reference_resource.num_devices, resource))
+    if getattr(cfg, "critic_config", None) is not None:
+        requests.append(DeviceRequest("critic", rl.critic_resource.num_devices, resource))
     return requests

@@ -95,7 +95,7 @@ def test_token_level_rewards_are_summed_over_valid_tokens():
 
 def test_errors_name_the_problem():
     with pytest.raises(KeyError, match="rl_config.advantage_estimator.*grpo"):
-        compute_advantages("gae", torch.zeros(2), torch.ones(2, 2), [0, 0])
+        compute_advantages("vtrace", torch.zeros(2), torch.ones(2, 2), [0, 0])
     with pytest.raises(ValueError, match="3 entries but the batch has 2"):
         grpo_advantages(torch.zeros(2), torch.ones(2, 2), [0, 0, 1])
     assert {"grpo", "dr_grpo", "rloo"} <= set(ADVANTAGE_ESTIMATORS.names())

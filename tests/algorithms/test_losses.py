@@ -22,7 +22,7 @@ def test_grpo_loss_declares_what_the_engine_must_provide():
     assert grpo_loss(PolicyLossConfig(use_kl_loss=False)).required_keys == ("advantages",)
     assert not grpo_loss(PolicyLossConfig(), report_entropy=False).with_entropy
     assert grpo_loss(PolicyLossConfig(entropy_coeff=0.01), report_entropy=False).with_entropy  # the bonus needs it
-    assert sorted(LOSSES.names()) == ["cross_entropy", "grpo", "ppo", "sft"]
+    assert sorted(LOSSES.names()) == ["cross_entropy", "grpo", "ppo", "sft", "value"]
 
 
 def test_grpo_loss_is_compute_grpo_loss_with_global_normalisers():
@@ -50,5 +50,5 @@ def test_sft_loss_is_token_mean_nll_over_the_global_batch():
 
 
 def test_unknown_loss_lists_the_registered_ones():
-    with pytest.raises(KeyError, match="unknown training loss 'value'; choose one of: cross_entropy, grpo"):
-        build_loss("value")
+    with pytest.raises(KeyError, match="unknown training loss 'dpo'; choose one of: cross_entropy, grpo"):
+        build_loss("dpo")

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "mindspeed_rl"
 ROOMS = ("platform", "config", "data", "rewards", "algorithms", "models", "engine", "workers", "trainer",
-         "evaluation", "planning", "utils", "testing", "demo")
+         "evaluation", "planning", "utils", "testing", "demo", "sft")
 
 # room -> top-level modules it must never import (the room works, or is imported, without them)
 FORBIDDEN = {
@@ -18,6 +18,7 @@ FORBIDDEN = {
     "engine": ("ray",),
     "utils": ("megatron", "vllm"),
     "config": ("megatron", "ray", "vllm"),
+    "sft": ("ray", "vllm"),  # torchrun-style ranks; generation goes through engine.rollout
 }
 PARALLEL_STATE = "megatron.core.parallel_state"
 # Megatron's global layout state belongs to the engine; the test harness (testing.tiny) sets up
