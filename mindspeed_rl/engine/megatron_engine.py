@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from mindspeed_rl.engine import batch as engine_batch
+from mindspeed_rl.engine import fast_paths
 from mindspeed_rl.engine import packing as engine_packing
 from mindspeed_rl.engine.config import MegatronEngineConfig
 from mindspeed_rl.engine.layout import EngineLayout
@@ -75,6 +76,7 @@ class MegatronEngine:
         self.config = config
         self.platform = current_platform()
         self.platform.apply_megatron_adaptor()
+        fast_paths.apply()  # torch's F.linear where megatron's TP-1 linear would do the same (see module)
         self.device = self.platform.device()
         self.bridge = get_bridge(hf_config)
         self.bridge.validate_parallelism(config.tensor_model_parallel_size, config.pipeline_model_parallel_size,
