@@ -124,6 +124,7 @@ def plan_vs_measured(cfg, timeout: float = 900.0) -> dict[str, tuple[float, floa
     """``{phase term: (planned bytes, measured bytes)}`` for ``cfg``'s actor on one CPU rank (TP1,
     PP1, no distributed optimizer; one micro-batch of ``actor_config.micro_batch_size`` rows of
     ``seq_length`` tokens, the last ``sampling_config.max_tokens`` the response)."""
+    from mindspeed_rl.config.components import megatron_engine_config
     from mindspeed_rl.planning.memory_plan import DTYPE_BYTES, plan_memory
     from mindspeed_rl.utils.rank_processes import run_distributed
 
@@ -133,7 +134,8 @@ def plan_vs_measured(cfg, timeout: float = 900.0) -> dict[str, tuple[float, floa
                          "and rl_config.actor_resource.num_devices=1")
     engine = dict(micro_batch_size=a.micro_batch_size, params_dtype=a.params_dtype, use_distributed_optimizer=False,
                   recompute_activations=a.recompute_activations,
-                  make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by)
+                  make_vocab_size_divisible_by=cfg.model.make_vocab_size_divisible_by,
+                  kernels=megatron_engine_config(cfg, "actor").kernels)  # the attention the plan assumes
     response = min(cfg.generate_config.sampling_config.max_tokens, mt.seq_length)
     got = run_distributed(measure_engine_memory, 1, hf_config_of(cfg), engine, mt.seq_length, a.micro_batch_size,
                           response, timeout=timeout)[0]

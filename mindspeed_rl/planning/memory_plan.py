@@ -186,10 +186,29 @@ def update_logits_bytes(vocab_local: int, tokens: int, response_tokens: int) -> 
 
 
 def forward_logits_bytes(vocab_local: int, tokens: int, response_tokens: int, e: int) -> float:
-    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype
-    and their fp32 [b, s, vocab/tp] copy, or the fp32 logits with the gathered response logits and
-    two log-softmax temporaries, whichever is larger."""
-    return vocab_local * max(tokens * (e + max(e, 4)), 4.0 * (tokens + 3 * response_tokens))
+    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype,
+    megatron's [s, b] -> [b, s] contiguous copy of them, their response rows, and the float32
+    temporaries of one chunk of the vocab-parallel kernel (its copy, exp and one more row-sized
+    buffer; ``engine/vocab_parallel.py`` upcasts chunk by chunk, so no fp32 [b, s, vocab] copy)."""
+    from mindspeed_rl.engine.vocab_parallel import CHUNK_ELEMENTS
+
+    chunk_rows = min(response_tokens, max(1, CHUNK_ELEMENTS // max(vocab_local, 1)))
+    return vocab_local * ((2 * tokens + response_tokens) * e + 3 * 4 * chunk_rows)
+
+
+def _fused_attention(cfg) -> bool:
+    """The actor's core attention keeps no [b, heads, s, s] probabilities: torch's SDPA in the local
+    spec (its flash kernel saves the output and the log-sum-exp) or Transformer Engine's fused/flash
+    backends, as the kernels resolve on this process's platform."""
+    from mindspeed_rl.config.components import engine_kernels
+
+    try:
+        resolved = engine_kernels(cfg, "actor")
+    except Exception:  # an invalid kernel setting is refused by validate(), not here
+        return False
+    if resolved.layer_spec == "transformer_engine":
+        return cfg.actor_config.attention_backend in ("auto", "flash", "fused")
+    return resolved.core_attention == "sdpa"
 
 
 def plan_memory(cfg) -> MemoryPlan:
@@ -214,7 +233,7 @@ def plan_memory(cfg) -> MemoryPlan:
 
     seq = mt.seq_length
     response = min(gen.sampling_config.max_tokens, seq)
-    kernels = Kernels(flash_attention=mt.use_flash_attn, fused_rmsnorm=mt.use_fused_rmsnorm,
+    kernels = Kernels(flash_attention=mt.use_flash_attn or _fused_attention(cfg), fused_rmsnorm=mt.use_fused_rmsnorm,
                       fused_swiglu=mt.use_fused_swiglu, sequence_parallel=a.sequence_parallel and tp > 1)
     # tokens of one micro-batch: rows x seq, or the token budget (dynamic batch size)
     tokens = a.max_tokens_per_micro_batch or seq * a.micro_batch_size
