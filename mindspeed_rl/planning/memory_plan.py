@@ -201,10 +201,11 @@ def _fused_attention(cfg) -> bool:
     spec (its flash kernel saves the output and the log-sum-exp) or Transformer Engine's fused/flash
     backends, as the kernels resolve on this process's platform."""
     from mindspeed_rl.config.components import engine_kernels
+    from mindspeed_rl.config.errors import ConfigError
 
     try:
         resolved = engine_kernels(cfg, "actor")
-    except Exception:  # an invalid kernel setting is refused by validate(), not here
+    except ConfigError:  # an invalid kernel setting is refused by validate(), naming the key; not here
         return False
     if resolved.layer_spec == "transformer_engine":
         return cfg.actor_config.attention_backend in ("auto", "flash", "fused")
