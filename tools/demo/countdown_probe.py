@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Solve rate of a countdown demo model on its held-out problems (data/test.jsonl), scored by the
 real ``countdown_acc`` reward on Mini-R1's prompts: greedy pass@1, and the sampled solve rate with
-the share of problems whose n samples are all wrong (a GRPO group with no signal).
+the share of problems whose n samples are all wrong (a GRPO group with no signal), and of the
+sampled answers, the share that use exactly the given numbers and the share whose worked steps are
+arithmetically right (a solve rate GRPO can raise needs those skills: without them solves are luck).
 
     python3 tools/demo/countdown_probe.py [--model work_dirs/countdown_tiny_cpu/hf_sft] [--n 8]
 """
@@ -9,11 +11,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+
+STEP = re.compile(r"(\d+)\s*([-+*/])\s*(\d+)\s*=\s*(\d+)")
+OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+       "/": lambda a, b: a / b if b else None}
+
+
+def answer_skill(response: str, numbers: list[int]) -> tuple[bool, bool]:
+    """(the last answer equation uses exactly ``numbers``, every ``a op b = c`` step before
+    ``</think>`` is right and there is at least one)."""
+    from mindspeed_rl.rewards.functions import evaluate_countdown_equation
+
+    blocks = re.findall(r"<answer>(.*?)</answer>", response, re.DOTALL)
+    uses = False
+    if blocks:
+        value, used = evaluate_countdown_equation(blocks[-1])
+        uses = value is not None and sorted(used) == sorted(int(n) for n in numbers)
+    steps = STEP.findall(response.split("</think>")[0])
+    right = bool(steps) and all(OPS[op](Fraction(a), Fraction(b)) == Fraction(c) for a, op, b, c in steps)
+    return uses, right
 
 
 def main() -> int:
@@ -53,14 +77,19 @@ def main() -> int:
         texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         golds = [json.dumps({"target": r["target"], "numbers": r["nums"]}) for r in rows]
         scores = [countdown_accuracy(t, golds[i // n]) for i, t in enumerate(texts)]
+        skills.extend(answer_skill(t, rows[i // n]["nums"]) for i, t in enumerate(texts))
         return [sum(scores[i * n:(i + 1) * n]) / n for i in range(len(rows))]
 
+    skills: list[tuple[bool, bool]] = []
     greedy = solve_rates(1, True)
+    skills.clear()  # the shares are over the sampled answers
     sampled = solve_rates(args.n, False)
     print(json.dumps({"model": str(model_dir), "problems": len(rows), "greedy_pass@1": round(sum(greedy) / len(rows), 3),
                       f"sampled_solve_rate_n{args.n}": round(sum(sampled) / len(rows), 3),
                       "all_wrong_groups": round(sum(s == 0 for s in sampled) / len(rows), 3),
-                      "all_right_groups": round(sum(s == 1 for s in sampled) / len(rows), 3)}))
+                      "all_right_groups": round(sum(s == 1 for s in sampled) / len(rows), 3),
+                      "sampled_uses_the_numbers": round(sum(u for u, _ in skills) / len(skills), 3),
+                      "sampled_steps_right": round(sum(r for _, r in skills) / len(skills), 3)}))
     return 0
 
 
