@@ -20,6 +20,12 @@ back for a sequence length: its cos/sin are cached per (freqs, mscale, dtype) an
 skipped (the result is made contiguous, as cat's is). The arithmetic per element is megatron's, so
 the values are bitwise equal. Fused RoPE, packed sequences (THD), multi-latent attention and
 trainable freqs take megatron's function.
+
+Gated MLP (``megatron.core.transformer.mlp.MLP.forward``, unfused activation): megatron's ``glu``
+computes ``act(x_glu) * (x_linear + config.glu_linear_offset)``; with the default offset 0.0 the
+add is one more full pass over ``x_linear`` (and one more saved tensor) that returns the same
+values (``x + 0.0 == x``; only a ``-0.0`` becomes ``+0.0``). The plain case (no fused/TE activation,
+no clamp, offset 0.0, no per-token scale) drops it; everything else runs megatron's forward.
 """
 from __future__ import annotations
 
@@ -111,6 +117,22 @@ def _rope(original):
     return apply_rotary_pos_emb
 
 
+def _mlp_forward(original):
+    @functools.wraps(original)
+    def forward(self, hidden_states, per_token_scale=None, **kwargs):
+        c = self.config
+        if (per_token_scale is not None or kwargs or c.use_te_activation_func or c.bias_activation_fusion
+                or not c.gated_linear_unit or c.activation_func_clamp_value is not None or c.glu_linear_offset != 0.0):
+            return original(self, hidden_states, per_token_scale=per_token_scale, **kwargs)
+        intermediate, bias = self.linear_fc1(hidden_states)
+        if bias is not None:
+            intermediate = intermediate + bias
+        x_glu, x_linear = torch.chunk(intermediate, 2, dim=-1)
+        return self.linear_fc2(c.activation_func(x_glu) * x_linear)  # (output, output_bias), as megatron's
+
+    return forward
+
+
 def apply() -> None:
     """Install the fast paths (idempotent, process-wide; each call still checks its own group)."""
     global _applied
@@ -126,6 +148,9 @@ def apply() -> None:
     from megatron.core.transformer import attention
 
     attention.apply_rotary_pos_emb = _rope(attention.apply_rotary_pos_emb)
+    from megatron.core.transformer.mlp import MLP
+
+    MLP.forward = _mlp_forward(MLP.forward)
     _applied = True
 
 
@@ -134,6 +159,13 @@ def originals() -> dict:
     from megatron.core.tensor_parallel import layers
 
     return {name: getattr(getattr(layers, name), "__wrapped__", getattr(layers, name)) for name in _PATCHED}
+
+
+def original_mlp_forward():
+    """megatron's ``MLP.forward`` behind the gated-MLP fast path (for tests)."""
+    from megatron.core.transformer.mlp import MLP
+
+    return getattr(MLP.forward, "__wrapped__", MLP.forward)
 
 
 def original_rope():

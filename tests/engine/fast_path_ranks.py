@@ -1,6 +1,6 @@
 """Rank functions for test_fast_paths: the RoPE fast path against megatron's
 ``apply_rotary_pos_emb`` (unit and whole GPTModel), and an engine update with the engine's fast
-paths (RoPE, DP-only grad finalisation, train/eval switching only on change) against the same
+paths (RoPE, gated MLP, DP-only grad finalisation, train/eval switching only on change) against the same
 update through megatron's own functions."""
 import torch
 
@@ -26,7 +26,8 @@ def _config(interleaved=False, **kw):
 
 def rope_compare(rank, world_size):
     """Max |fast - megatron| of RoPE outputs and input grads per case, the cache's use, and a
-    tiny GPTModel's logits and parameter grads with the fast path vs megatron's function."""
+    tiny GPTModel's logits and parameter grads with the fast paths (RoPE, gated MLP) vs megatron's
+    functions."""
     from megatron.core.transformer import attention
 
     from mindspeed_rl.engine import fast_paths
@@ -69,9 +70,12 @@ def rope_compare(rank, world_size):
     hf_config = tiny.tiny_qwen2_config(**tiny.SMALL)
     tokens = torch.randint(0, hf_config["vocab_size"], (2, 9), generator=torch.Generator().manual_seed(0))
     positions = torch.arange(9).unsqueeze(0).expand(2, -1)
+    from megatron.core.transformer.mlp import MLP
+
+    fast_mlp = MLP.forward
     runs = []
-    for fn in (fast, original):
-        attention.apply_rotary_pos_emb = fn
+    for fn, mlp in ((fast, fast_mlp), (original, fast_paths.original_mlp_forward())):
+        attention.apply_rotary_pos_emb, MLP.forward = fn, mlp
         try:
             torch.manual_seed(0)
             model = tiny.build_gpt_model(hf_config, world_size, 1)
@@ -79,7 +83,7 @@ def rope_compare(rank, world_size):
             (logits.float() ** 2).mean().backward()
             runs.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
         finally:
-            attention.apply_rotary_pos_emb = fast
+            attention.apply_rotary_pos_emb, MLP.forward = fast, fast_mlp
     return dict(cases=cases, cached=cached, thd=thd, thd_cached=thd_cached,
                 model_out=float((runs[0][0] - runs[1][0]).abs().max()),
                 model_grad=max(float((a - b).abs().max()) for a, b in zip(runs[0][1], runs[1][1])),
@@ -88,8 +92,8 @@ def rope_compare(rank, world_size):
 
 def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=False):
     """Two engines from one checkpoint, one update step each on the same rows plus a log-prob
-    pass between two steps: the engine's fast paths vs megatron's finalize_model_grads, RoPE and
-    an unconditional model.train()/eval(). Returns max differences of metrics, log-probs and
+    pass between two steps: the engine's fast paths vs megatron's finalize_model_grads, RoPE, MLP
+    forward and an unconditional model.train()/eval(). Returns max differences of metrics, log-probs and
     parameters, and which finalisation the engine chose."""
     from megatron.core.distributed import finalize_model_grads
     from megatron.core.transformer import attention
@@ -106,19 +110,22 @@ def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=F
     chosen = fast.transformer_config.finalize_model_grads_func is me.finalize_dp_only
     plain.transformer_config.finalize_model_grads_func = finalize_model_grads
     plain._set_training = lambda training: plain.model.train(training)  # megatron's every-call switch
+    from megatron.core.transformer.mlp import MLP
+
     fast_rope, megatron_rope = attention.apply_rotary_pos_emb, fast_paths.original_rope()
+    fast_mlp, megatron_mlp = MLP.forward, fast_paths.original_mlp_forward()
     init = [p.detach().clone() for p in fast.model.parameters()]
     local = engine_ranks.dp_rows(batch, fast)
     loss = grpo_loss(engine_ranks.loss_config())
     out = {}
-    for name, engine, rope in (("fast", fast, fast_rope), ("plain", plain, megatron_rope)):
-        attention.apply_rotary_pos_emb = rope
+    for name, engine, rope, mlp in (("fast", fast, fast_rope, fast_mlp), ("plain", plain, megatron_rope, megatron_mlp)):
+        attention.apply_rotary_pos_emb, MLP.forward = rope, mlp
         try:
             m1 = engine.train_batch(local, loss, num_mini_batches=2)
             lp = engine.infer_batch(local)["log_probs"]
             m2 = engine.train_batch(local, loss)
         finally:
-            attention.apply_rotary_pos_emb = fast_rope
+            attention.apply_rotary_pos_emb, MLP.forward = fast_rope, fast_mlp
         out[name] = (m1, m2, lp, [p.detach().clone() for p in engine.model.parameters()])
     (fm1, fm2, flp, fp), (pm1, pm2, plp, pp_) = out["fast"], out["plain"]
     metric = max(abs(a[k] - b[k]) for a, b in ((fm1, pm1), (fm2, pm2)) for k in b)

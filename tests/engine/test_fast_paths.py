@@ -21,7 +21,7 @@ def test_fast_linear_equals_megatron_linear(world):
 
 
 @pytest.mark.dist
-def test_fast_rope_equals_megatron_rope():
+def test_fast_rope_and_mlp_equal_megatron():
     (r,) = run_distributed(fast_path_ranks.rope_compare, 1, timeout=240)
     for case in r["cases"]:
         # the same elementwise arithmetic: bitwise equal, contiguous like megatron's cat output
@@ -58,7 +58,7 @@ ENGINE_LAYOUTS = {"tp1": (1, 1, 1, False, True), "dp2": (1, 1, 2, False, True), 
 @pytest.mark.parametrize("layout", list(ENGINE_LAYOUTS))
 def test_engine_update_fast_paths_equal_megatron(ckpts, layout):
     """Two updates and a log-prob pass with the engine's fast paths equal megatron's own path
-    (finalize_model_grads, RoPE, model.train() on every call); the DP-only finalisation is chosen
+    (finalize_model_grads, RoPE, MLP forward, model.train() on every call); the DP-only finalisation is chosen
     exactly where megatron's would only sync DP (not with sequence parallel or pipeline stages)."""
     hf, dirs = ckpts
     tp, pp, world, sp, dp_only = ENGINE_LAYOUTS[layout]
