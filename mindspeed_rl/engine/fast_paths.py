@@ -121,15 +121,18 @@ def _mlp_forward(original):
     @functools.wraps(original)
     def forward(self, hidden_states, per_token_scale=None, **kwargs):
         c = self.config
-        if (per_token_scale is not None or kwargs or c.use_te_activation_func or c.bias_activation_fusion
+        # kwargs (padding_mask, ...) are unused by megatron's MLP.forward too
+        if (per_token_scale is not None or c.use_te_activation_func or c.bias_activation_fusion
                 or not c.gated_linear_unit or c.activation_func_clamp_value is not None or c.glu_linear_offset != 0.0):
             return original(self, hidden_states, per_token_scale=per_token_scale, **kwargs)
+        forward.fast_calls += 1  # tests check that this path, not megatron's, ran
         intermediate, bias = self.linear_fc1(hidden_states)
         if bias is not None:
             intermediate = intermediate + bias
         x_glu, x_linear = torch.chunk(intermediate, 2, dim=-1)
         return self.linear_fc2(c.activation_func(x_glu) * x_linear)  # (output, output_bias), as megatron's
 
+    forward.fast_calls = 0
     return forward
 
 

@@ -73,6 +73,7 @@ def rope_compare(rank, world_size):
     from megatron.core.transformer.mlp import MLP
 
     fast_mlp = MLP.forward
+    mlp_calls = fast_mlp.fast_calls
     runs = []
     for fn, mlp in ((fast, fast_mlp), (original, fast_paths.original_mlp_forward())):
         attention.apply_rotary_pos_emb, MLP.forward = fn, mlp
@@ -84,7 +85,7 @@ def rope_compare(rank, world_size):
             runs.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
         finally:
             attention.apply_rotary_pos_emb, MLP.forward = fast, fast_mlp
-    return dict(cases=cases, cached=cached, thd=thd, thd_cached=thd_cached,
+    return dict(cases=cases, cached=cached, thd=thd, thd_cached=thd_cached, mlp_fast_calls=fast_mlp.fast_calls - mlp_calls,
                 model_out=float((runs[0][0] - runs[1][0]).abs().max()),
                 model_grad=max(float((a - b).abs().max()) for a, b in zip(runs[0][1], runs[1][1])),
                 model_grad_scale=min(float(b.abs().max()) for b in runs[1][1]))
@@ -115,6 +116,7 @@ def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=F
     fast_rope, megatron_rope = attention.apply_rotary_pos_emb, fast_paths.original_rope()
     fast_mlp, megatron_mlp = MLP.forward, fast_paths.original_mlp_forward()
     init = [p.detach().clone() for p in fast.model.parameters()]
+    mlp_calls = fast_mlp.fast_calls
     local = engine_ranks.dp_rows(batch, fast)
     loss = grpo_loss(engine_ranks.loss_config())
     out = {}
@@ -127,8 +129,10 @@ def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=F
         finally:
             attention.apply_rotary_pos_emb, MLP.forward = fast_rope, fast_mlp
         out[name] = (m1, m2, lp, [p.detach().clone() for p in engine.model.parameters()])
+        if name == "fast":
+            mlp_calls = fast_mlp.fast_calls - mlp_calls
     (fm1, fm2, flp, fp), (pm1, pm2, plp, pp_) = out["fast"], out["plain"]
     metric = max(abs(a[k] - b[k]) for a, b in ((fm1, pm1), (fm2, pm2)) for k in b)
-    return dict(chosen_dp_only=chosen, metrics=metric, log_probs=float((flp - plp).abs().max()),
+    return dict(chosen_dp_only=chosen, mlp_fast_calls=mlp_calls, rope_cached=len(fast_rope.cache), metrics=metric, log_probs=float((flp - plp).abs().max()),
                 params=max(float((a - b).abs().max()) for a, b in zip(fp, pp_)),
                 moved=max(float((a - b).abs().max()) for a, b in zip(fp, init)), grad_norm=fm1["grad_norm"])

@@ -28,6 +28,7 @@ def test_fast_rope_and_mlp_equal_megatron():
         assert case["scale"] > 0.1 and case["out"] == 0.0 and case["grad"] == 0.0 and case["contiguous"], case
     assert r["cached"] == len(r["cases"])  # one cos/sin entry per (freqs, dtype), reused on the repeat call
     assert r["thd"] == 0.0 and r["thd_cached"] == 0  # packed sequences: megatron's function, no cache entry
+    assert r["mlp_fast_calls"] == 2  # the model's two layers took the gated-MLP fast path (megatron's: none)
     assert r["model_grad_scale"] > 1e-6 and r["model_out"] <= 1e-6 and r["model_grad"] <= 1e-6, r
 
 
@@ -65,5 +66,7 @@ def test_engine_update_fast_paths_equal_megatron(ckpts, layout):
     for rank, r in enumerate(run_distributed(fast_path_ranks.engine_compare, world, hf, dirs[(tp, pp)], tp, pp, sp,
                                              timeout=420)):
         assert r["chosen_dp_only"] == dp_only, (rank, r)
+        # the fast engine's MLPs and RoPE took the fast paths
+        assert r["mlp_fast_calls"] > 0 and r["rope_cached"] > 0, (rank, r)
         assert r["moved"] > 1e-5 and r["grad_norm"] > 0, (rank, r)  # the updates changed the weights
         assert r["params"] <= 1e-6 and r["log_probs"] <= 1e-6 and r["metrics"] <= 1e-6, (rank, r)
