@@ -1,6 +1,14 @@
-"""engine.fast_paths: megatron-core's local-spec linear layers through torch's F.linear at TP1
-equal megatron's own autograd functions (output and every parameter gradient, fp32, 1e-6), and
-megatron's path still runs at TP2 and with a deferred-wgrad buffer."""
+"""engine.fast_paths and the engine's update bookkeeping against megatron's own path:
+
+* megatron-core's local-spec linear layers through torch's F.linear at TP1 equal megatron's own
+  autograd functions (output and every parameter gradient, fp32, 1e-6), and megatron's path still
+  runs at TP2 and with a deferred-wgrad buffer;
+* RoPE with cached cos/sin (and no empty cat) is bitwise megatron's (full and partial rotary,
+  interleaved, bf16), THD takes megatron's function; with the gated-MLP path a GPTModel's logits
+  and grads equal megatron's;
+* an engine update (two steps and a log-prob pass) with all fast paths (RoPE, MLP, DP-only grad
+  finalisation, train/eval switch on change) equals megatron's functions at TP1, DP2, TP2, TP2 with
+  sequence parallelism and PP2, and the DP-only finalisation is chosen only where it applies."""
 import pytest
 
 from mindspeed_rl.testing import run_distributed
