@@ -176,4 +176,3 @@ def original_rope():
     from megatron.core.transformer import attention
 
     return getattr(attention.apply_rotary_pos_emb, "__wrapped__", attention.apply_rotary_pos_emb)
-

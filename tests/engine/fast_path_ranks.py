@@ -85,7 +85,8 @@ def rope_compare(rank, world_size):
             runs.append((logits.detach(), [p.grad.clone() for p in model.parameters()]))
         finally:
             attention.apply_rotary_pos_emb, MLP.forward = fast, fast_mlp
-    return dict(cases=cases, cached=cached, thd=thd, thd_cached=thd_cached, mlp_fast_calls=fast_mlp.fast_calls - mlp_calls,
+    return dict(cases=cases, cached=cached, thd=thd, thd_cached=thd_cached,
+                mlp_fast_calls=fast_mlp.fast_calls - mlp_calls,
                 model_out=float((runs[0][0] - runs[1][0]).abs().max()),
                 model_grad=max(float((a - b).abs().max()) for a, b in zip(runs[0][1], runs[1][1])),
                 model_grad_scale=min(float(b.abs().max()) for b in runs[1][1]))
@@ -94,8 +95,8 @@ def rope_compare(rank, world_size):
 def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=False):
     """Two engines from one checkpoint, one update step each on the same rows plus a log-prob
     pass between two steps: the engine's fast paths vs megatron's finalize_model_grads, RoPE, MLP
-    forward and an unconditional model.train()/eval(). Returns max differences of metrics, log-probs and
-    parameters, and which finalisation the engine chose."""
+    forward and an unconditional model.train()/eval(). Returns max differences of metrics,
+    log-probs and parameters, which finalisation the engine chose and whether the fast paths ran."""
     from megatron.core.distributed import finalize_model_grads
     from megatron.core.transformer import attention
 
@@ -133,6 +134,7 @@ def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=F
             mlp_calls = fast_mlp.fast_calls - mlp_calls
     (fm1, fm2, flp, fp), (pm1, pm2, plp, pp_) = out["fast"], out["plain"]
     metric = max(abs(a[k] - b[k]) for a, b in ((fm1, pm1), (fm2, pm2)) for k in b)
-    return dict(chosen_dp_only=chosen, mlp_fast_calls=mlp_calls, rope_cached=len(fast_rope.cache), metrics=metric, log_probs=float((flp - plp).abs().max()),
+    return dict(chosen_dp_only=chosen, mlp_fast_calls=mlp_calls, rope_cached=len(fast_rope.cache), metrics=metric,
+                log_probs=float((flp - plp).abs().max()),
                 params=max(float((a - b).abs().max()) for a, b in zip(fp, pp_)),
                 moved=max(float((a - b).abs().max()) for a, b in zip(fp, init)), grad_norm=fm1["grad_norm"])
