@@ -122,7 +122,7 @@ class Kernels:
 
     flash_attention: bool = False  # False: Megatron's local (unfused) attention, as on CPU
     fused_rmsnorm: bool = False  # False: torch RMSNorm (keeps input, normalised input, output)
-    fused_swiglu: bool = False  # False: chunk + silu + mul (keeps 2 ffn-wide temporaries besides fc1's output)
+    fused_swiglu: bool = False  # False: chunk + silu + mul (keeps 2 ffn-wide tensors besides fc1's output)
     sequence_parallel: bool = False  # norms and residual sharded over TP
 
 
@@ -145,13 +145,14 @@ def layer_activation_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels
     q, k and v as attention reads them (local attention repeats k/v to every head; flash keeps the
     query groups), the attention output, the softmax probabilities [b, heads/tp, s, s] (local
     attention only, ``probs_bytes``); fc1's output (gate|up), and with the unfused SwiGLU
-    silu(gate), the product and one more ffn-wide copy."""
+    silu(gate) and the product (megatron's ``x_linear + glu_linear_offset`` copy is not made:
+    ``engine.fast_paths`` drops it at offset 0)."""
     h, heads, groups, ffn = m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size
     kv = 2 * groups * (h // heads)
     h_sp = h / tp if k.sequence_parallel else h
     norms = 2 * norm_saved_bytes(e, k) * h_sp
     attention = ((2 * h + kv) if k.flash_attention else 4 * h) / tp * e  # q, k, v and the output
-    mlp = (3 if k.fused_swiglu else 5) * ffn / tp * e
+    mlp = (3 if k.fused_swiglu else 4) * ffn / tp * e
     probs = 0.0 if k.flash_attention else heads / tp * tokens * seq * probs_bytes(e)
     return (norms + attention + mlp) * tokens + probs
 
