@@ -169,7 +169,8 @@ def forward_working_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels 
     attn_tokens = 2 * h_sp + 2 * (h + kv) / tp + (kv if k.flash_attention else 2 * h) / tp + 2 * h / tp
     scores = 0.0 if k.flash_attention else heads / tp * tokens * seq * (e + (4 if e != 4 else 0) + 4)
     attention = attn_tokens * tokens * e + scores
-    mlp = (2 * h_sp + (3 if k.fused_swiglu else 4) * ffn / tp) * tokens * e
+    # unfused: measured 5 ffn-wide tensors at the peak (6 before fast_paths dropped megatron's x_linear + 0 copy)
+    mlp = (2 * h_sp + (3 if k.fused_swiglu else 5) * ffn / tp) * tokens * e
     return max(attention, mlp)
 
 
@@ -187,14 +188,15 @@ def update_logits_bytes(vocab_local: int, tokens: int, response_tokens: int) -> 
 
 
 def forward_logits_bytes(vocab_local: int, tokens: int, response_tokens: int, e: int) -> float:
-    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype,
-    megatron's [s, b] -> [b, s] contiguous copy of them, their response rows, and the float32
-    temporaries of one chunk of the vocab-parallel kernel (its copy, exp and one more row-sized
-    buffer; ``engine/vocab_parallel.py`` upcasts chunk by chunk, so no fp32 [b, s, vocab] copy)."""
+    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype
+    with megatron's [s, b] -> [b, s] contiguous copy of them (the [s, b] logits are freed when the
+    model returns), or the [b, s] logits, their response rows and the float32 temporaries of one
+    chunk of the vocab-parallel kernel (its copy, exp and one more row-sized buffer;
+    ``engine/vocab_parallel.py`` upcasts chunk by chunk, so no fp32 [b, s, vocab] copy)."""
     from mindspeed_rl.engine.vocab_parallel import CHUNK_ELEMENTS
 
     chunk_rows = min(response_tokens, max(1, CHUNK_ELEMENTS // max(vocab_local, 1)))
-    return vocab_local * ((2 * tokens + response_tokens) * e + 3 * 4 * chunk_rows)
+    return vocab_local * max(2 * tokens * e, (tokens + response_tokens) * e + 3 * 4 * chunk_rows)
 
 
 def _fused_attention(cfg) -> bool:
