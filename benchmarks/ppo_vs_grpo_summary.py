@@ -62,7 +62,8 @@ def main(root: Path) -> None:
             runs[algo] = r
             table[algo].append(r)
             vals = " ".join(f"{v:.2f}" for v in r["vals"].values())
-            ev = f" | critic explained_var first/last {r['ev'][0]:.2f}/{r['ev'][-1]:.2f}" if r["ev"] else ""
+            ev = (f" | critic explained_var first {r['ev'][0]:.2f}, last-5 mean {statistics.mean(r['ev'][-5:]):.2f}, "
+                  f"max {max(r['ev']):.2f}") if r["ev"] else ""
             print(f"{algo:4s} seed {seed}: acc {r['acc_first5']:.3f} -> {r['acc_last5']:.3f} | pass@1 at "
                   f"{list(r['vals'])}: {vals} | {len(steps)} its, wall {r['wall_s']} s, s/it median {r['s_per_it']:.2f}{ev}")
         if len(runs) == 2:

@@ -29,7 +29,12 @@ class ValueLossConfig:
 
 def value_loss_terms(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, cliprange_value: float):
     """Per-token ``(0.5 * max(unclipped, clipped) squared error, clipped-was-larger flag)``."""
-    clipped = old_values + (values - old_values).clamp(-cliprange_value, cliprange_value)
+    # exactly ``values`` where the clip is not active: old + (v - old) can differ from v by an ulp,
+    # and that rounding would decide the clip flag (loss2 > loss1) of unclipped tokens, so that
+    # vf_clipfrac changed with the micro-batching
+    delta = values - old_values
+    clipped = torch.where(delta.abs() > cliprange_value,
+                          old_values + delta.clamp(-cliprange_value, cliprange_value), values)
     loss1 = (values - returns) ** 2
     loss2 = (clipped - returns) ** 2
     return 0.5 * torch.maximum(loss1, loss2), (loss2 > loss1)

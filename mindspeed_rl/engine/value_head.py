@@ -9,14 +9,17 @@ checkpoint; the head starts from a seeded draw that is the same on every rank an
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from mindspeed_rl.engine import batch as engine_batch
 from mindspeed_rl.engine import packing as engine_packing
 
 HEAD_PREFIX = "output_layer."
+
+
+def init_std(hidden_size: int) -> float:
+    """The head weight's initial standard deviation (OpenRLHF's value head: 1 / (hidden + 1))."""
+    return 1.0 / (hidden_size + 1)
 
 
 class ValueHead(torch.nn.Module):
@@ -26,7 +29,10 @@ class ValueHead(torch.nn.Module):
     def __init__(self, hidden_size: int, dtype: torch.dtype, seed: int):
         super().__init__()
         g = torch.Generator().manual_seed(seed * 7919 + 11)  # independent of the ranks' RNG streams
-        weight = torch.randn(1, hidden_size, generator=g, dtype=torch.float64) / math.sqrt(hidden_size + 1)
+        # std 1 / (hidden + 1), as OpenRLHF draws its value head: the final norm's output has an RMS
+        # of about 1 per channel, so the first values are ~1/sqrt(hidden), small next to a 0/1 score.
+        # (1 / sqrt(hidden + 1) gave values of std ~1: per-token noise that swamped the advantages.)
+        weight = torch.randn(1, hidden_size, generator=g, dtype=torch.float64) * init_std(hidden_size)
         self.weight = torch.nn.Parameter(weight.to(dtype))
         self.bias = torch.nn.Parameter(torch.zeros(1, dtype=dtype))
 

@@ -76,3 +76,18 @@ def test_shares_of_micro_batches_sum_to_the_mini_batch_loss():
 def test_bad_clip_range_refused():
     with pytest.raises(ValueError, match="critic_config.cliprange_value"):
         ValueLossConfig(cliprange_value=0.0)
+
+
+def test_unclipped_tokens_are_never_counted_as_clipped():
+    """Where |v - v_old| <= eps the clipped value is v itself, so rounding of v_old + (v - v_old)
+    cannot set the clip flag (it made vf_clipfrac depend on the micro-batching)."""
+    from mindspeed_rl.algorithms.value_loss import value_loss_terms
+
+    g = torch.Generator().manual_seed(0)
+    old = torch.rand(20000, generator=g) * 0.3
+    values = torch.rand(20000, generator=g) * 0.3  # |v - old| < 0.3 < eps, often inexact in float32
+    returns = torch.rand(20000, generator=g)
+    assert not torch.equal(old + (values - old), values)  # the rounding this guards against
+    loss, clipped = value_loss_terms(values, old, returns, 0.5)
+    assert not clipped.any()
+    assert torch.equal(loss, 0.5 * (values - returns) ** 2)
