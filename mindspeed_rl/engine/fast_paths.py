@@ -11,15 +11,32 @@ parallel, fusion, a frozen weight or a wgrad buffer takes megatron's own path un
 
 Patched names live in ``megatron.core.tensor_parallel.layers`` (the only caller on the engine's
 path: ColumnParallelLinear, RowParallelLinear, VocabParallelEmbedding); TE's layers do not use them.
+
+RoPE (``megatron.core.transformer.attention.apply_rotary_pos_emb``): megatron's unfused bshd path
+recomputes ``cos(freqs) * mscale`` and ``sin(freqs) * mscale`` for the query and again for the key
+of every layer and micro-batch, and ends with ``cat((t, t_pass))`` even when ``t_pass`` is empty (a
+full copy of q and k). ``RotaryEmbedding.forward`` is lru-cached, so the same ``freqs`` tensor comes
+back for a sequence length: its cos/sin are cached per (freqs, mscale, dtype) and the empty cat is
+skipped (the result is made contiguous, as cat's is). The arithmetic per element is megatron's, so
+the values are bitwise equal. Fused RoPE, packed sequences (THD), multi-latent attention and
+trainable freqs take megatron's function.
+
+Gated MLP (``megatron.core.transformer.mlp.MLP.forward``, unfused activation): megatron's ``glu``
+computes ``act(x_glu) * (x_linear + config.glu_linear_offset)``; with the default offset 0.0 the
+add is one more full pass over ``x_linear`` (and one more saved tensor) that returns the same
+values (``x + 0.0 == x``; only a ``-0.0`` becomes ``+0.0``). The plain case (no fused/TE activation,
+no clamp, offset 0.0, no per-token scale) drops it; everything else runs megatron's forward.
 """
 from __future__ import annotations
 
 import functools
 
+import torch
 import torch.nn.functional as F
 
 _PATCHED = ("linear_with_grad_accumulation_and_async_allreduce", "copy_to_tensor_model_parallel_region",
             "reduce_from_tensor_model_parallel_region")
+_ROPE_CACHE_SIZE = 32  # distinct (freqs, mscale, dtype); RotaryEmbedding's own lru_cache holds 32 freqs
 _applied = False
 
 
@@ -64,6 +81,61 @@ def _group(group):
     return parallel_state.get_tensor_model_parallel_group()
 
 
+def _rope(original):
+    from megatron.core.models.common.embeddings.rope_utils import _rotate_half
+
+    cache = {}  # (id(freqs), mscale, dtype) -> (freqs, its _version, cos_, sin_); freqs kept alive: ids stay unique
+
+    def cos_sin(freqs, mscale, dtype):
+        key = (id(freqs), float(mscale), dtype)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is freqs and hit[1] == freqs._version:
+            return hit[2], hit[3]
+        # megatron's expressions, once per freqs instead of once per q/k per layer
+        cos_ = (torch.cos(freqs) * mscale).to(dtype)
+        sin_ = (torch.sin(freqs) * mscale).to(dtype)
+        if not torch.is_inference_mode_enabled():  # an inference tensor cannot be saved for backward later
+            if len(cache) >= _ROPE_CACHE_SIZE:
+                cache.clear()
+            cache[key] = (freqs, freqs._version, cos_, sin_)
+        return cos_, sin_
+
+    @functools.wraps(original)
+    def apply_rotary_pos_emb(t, freqs, config, cu_seqlens=None, mscale=1.0, cp_group=None):
+        if (config.apply_rope_fusion or cu_seqlens is not None or config.multi_latent_attention
+                or freqs.requires_grad):
+            return original(t, freqs, config, cu_seqlens=cu_seqlens, mscale=mscale, cp_group=cp_group)
+        cos_, sin_ = cos_sin(freqs, mscale, t.dtype)
+        rot_dim = freqs.shape[-1]
+        if t.shape[-1] == rot_dim:  # no pass-through part: megatron's cat would only copy
+            return ((t * cos_) + (_rotate_half(t, config.rotary_interleaved) * sin_)).contiguous()
+        t, t_pass = t[..., :rot_dim], t[..., rot_dim:]
+        t = (t * cos_) + (_rotate_half(t, config.rotary_interleaved) * sin_)
+        return torch.cat((t, t_pass), dim=-1)
+
+    apply_rotary_pos_emb.cache = cache
+    return apply_rotary_pos_emb
+
+
+def _mlp_forward(original):
+    @functools.wraps(original)
+    def forward(self, hidden_states, per_token_scale=None, **kwargs):
+        c = self.config
+        # kwargs (padding_mask, ...) are unused by megatron's MLP.forward too
+        if (per_token_scale is not None or c.use_te_activation_func or c.bias_activation_fusion
+                or not c.gated_linear_unit or c.activation_func_clamp_value is not None or c.glu_linear_offset != 0.0):
+            return original(self, hidden_states, per_token_scale=per_token_scale, **kwargs)
+        forward.fast_calls += 1  # tests check that this path, not megatron's, ran
+        intermediate, bias = self.linear_fc1(hidden_states)
+        if bias is not None:
+            intermediate = intermediate + bias
+        x_glu, x_linear = torch.chunk(intermediate, 2, dim=-1)
+        return self.linear_fc2(c.activation_func(x_glu) * x_linear)  # (output, output_bias), as megatron's
+
+    forward.fast_calls = 0
+    return forward
+
+
 def apply() -> None:
     """Install the fast paths (idempotent, process-wide; each call still checks its own group)."""
     global _applied
@@ -76,6 +148,12 @@ def apply() -> None:
     layers.copy_to_tensor_model_parallel_region = _identity_on_one_rank(layers.copy_to_tensor_model_parallel_region)
     layers.reduce_from_tensor_model_parallel_region = _identity_on_one_rank(
         layers.reduce_from_tensor_model_parallel_region)
+    from megatron.core.transformer import attention
+
+    attention.apply_rotary_pos_emb = _rope(attention.apply_rotary_pos_emb)
+    from megatron.core.transformer.mlp import MLP
+
+    MLP.forward = _mlp_forward(MLP.forward)
     _applied = True
 
 
@@ -85,3 +163,16 @@ def originals() -> dict:
 
     return {name: getattr(getattr(layers, name), "__wrapped__", getattr(layers, name)) for name in _PATCHED}
 
+
+def original_mlp_forward():
+    """megatron's ``MLP.forward`` behind the gated-MLP fast path (for tests)."""
+    from megatron.core.transformer.mlp import MLP
+
+    return getattr(MLP.forward, "__wrapped__", MLP.forward)
+
+
+def original_rope():
+    """megatron's ``apply_rotary_pos_emb`` behind the RoPE fast path (for tests)."""
+    from megatron.core.transformer import attention
+
+    return getattr(attention.apply_rotary_pos_emb, "__wrapped__", attention.apply_rotary_pos_emb)

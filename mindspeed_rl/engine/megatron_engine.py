@@ -58,6 +58,33 @@ def mark_tensor_parallel_weights(model: torch.nn.Module) -> int:
     return marked
 
 
+def finalize_is_dp_only(model: torch.nn.Module, config, tp_size: int, pp_size: int) -> bool:
+    """Whether megatron's ``finalize_model_grads`` would do nothing but the DP gradient sync for
+    this model: one pipeline stage (no embedding / conditional-embedder sync across stages), no
+    tensor-parallel grad all-reduce (TP1, or no sequence parallel, no qk layernorm and no
+    ``average_gradients_across_tp_domain`` parameter), no MoE router state, no timers."""
+    if pp_size != 1 or config.timers is not None or config.moe_router_enable_expert_bias:
+        return False
+    if tp_size > 1 and (config.sequence_parallel or config.qk_layernorm or any(
+            getattr(p, "average_gradients_across_tp_domain", False) for p in model.parameters())):
+        return False
+    # reset_model_temporary_tensors touches MoE routers only
+    return not any(hasattr(m, "expert_bias") or hasattr(m, "reset_global_aux_loss_tracker") for m in model.modules())
+
+
+def finalize_dp_only(model: List[torch.nn.Module], num_tokens: Optional[torch.Tensor] = None, pg_collection=None,
+                     force_all_reduce: bool = False) -> None:
+    """megatron's ``finalize_model_grads`` for a model where ``finalize_is_dp_only``: the DP
+    all-reduce alone, without the per-update walks over every module and parameter (whose
+    collectives are skipped there for groups of one). Per-token loss scaling takes megatron's."""
+    if num_tokens is not None:
+        from megatron.core.distributed import finalize_model_grads
+
+        return finalize_model_grads(model, num_tokens, pg_collection=pg_collection, force_all_reduce=force_all_reduce)
+    for chunk in model:
+        chunk.finish_grad_sync(force_all_reduce=force_all_reduce)
+
+
 class MegatronEngine:
     """A megatron-core GPTModel on this rank, with optimizer (actor) or forward-only (reference).
 
@@ -239,7 +266,9 @@ class MegatronEngine:
         )
         # Megatron's training loop wiring: DP all-reduce + tied-embedding sync after backward, and the
         # loss scale (fp16) applied in the schedule's backward.
-        self.transformer_config.finalize_model_grads_func = finalize_model_grads
+        self.transformer_config.finalize_model_grads_func = (
+            finalize_dp_only if finalize_is_dp_only(self.model, self.transformer_config, self.tp_size, self.pp_size)
+            else finalize_model_grads)
         self.transformer_config.grad_scale_func = self.optimizer.scale_loss
 
     # ------------------------------------------------------------------ forward
@@ -346,7 +375,7 @@ class MegatronEngine:
                 outputs.append(self._token_log_probs(logits, mb, with_entropy))
             return logits.new_zeros(()), {}
 
-        self.model.eval()
+        self._set_training(False)
         self._run_schedule(micro, collect, forward_only=True)
         mask = batch["response_mask"].to(self.device).bool()
         result = {}
@@ -360,6 +389,15 @@ class MegatronEngine:
             value = self._broadcast_from_last_stage(value, (n, r))
             result[key] = torch.where(mask, value, torch.zeros((), device=value.device))
         return result
+
+    def _set_training(self, training: bool) -> None:
+        """``model.train(training)`` only when some module is in the other mode: the recursive call
+        walks every module (hundreds) on each update otherwise."""
+        modules = self.__dict__.get("_all_modules")
+        if modules is None or modules[0] is not self.model:
+            modules = self._all_modules = (self.model, list(self.model.modules()))
+        if any(m.training != training for m in modules[1]):
+            self.model.train(training)
 
     def _seq_multiple(self) -> int:
         """Sequence parallelism splits the sequence over the TP ranks: lengths must divide by TP."""
@@ -389,7 +427,7 @@ class MegatronEngine:
     def _optimizer_step(self, micro: List[engine_batch.Batch], loss_fn) -> Tuple[float, float]:
         """Forward/backward over ``micro`` then one optimizer step; returns (grad_norm, lr used)."""
         self.onload()  # state parked for the rollout (or weight sync) comes back before training
-        self.model.train()
+        self._set_training(True)
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
         self._run_schedule(micro, loss_fn, forward_only=False)

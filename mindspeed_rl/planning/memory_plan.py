@@ -122,7 +122,7 @@ class Kernels:
 
     flash_attention: bool = False  # False: Megatron's local (unfused) attention, as on CPU
     fused_rmsnorm: bool = False  # False: torch RMSNorm (keeps input, normalised input, output)
-    fused_swiglu: bool = False  # False: chunk + silu + mul (keeps 2 ffn-wide temporaries besides fc1's output)
+    fused_swiglu: bool = False  # False: chunk + silu + mul (keeps 2 ffn-wide tensors besides fc1's output)
     sequence_parallel: bool = False  # norms and residual sharded over TP
 
 
@@ -145,13 +145,14 @@ def layer_activation_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels
     q, k and v as attention reads them (local attention repeats k/v to every head; flash keeps the
     query groups), the attention output, the softmax probabilities [b, heads/tp, s, s] (local
     attention only, ``probs_bytes``); fc1's output (gate|up), and with the unfused SwiGLU
-    silu(gate), the product and one more ffn-wide copy."""
+    silu(gate) and the product (megatron's ``x_linear + glu_linear_offset`` copy is not made:
+    ``engine.fast_paths`` drops it at offset 0)."""
     h, heads, groups, ffn = m.hidden_size, m.num_attention_heads, m.num_query_groups, m.ffn_hidden_size
     kv = 2 * groups * (h // heads)
     h_sp = h / tp if k.sequence_parallel else h
     norms = 2 * norm_saved_bytes(e, k) * h_sp
     attention = ((2 * h + kv) if k.flash_attention else 4 * h) / tp * e  # q, k, v and the output
-    mlp = (3 if k.fused_swiglu else 5) * ffn / tp * e
+    mlp = (3 if k.fused_swiglu else 4) * ffn / tp * e
     probs = 0.0 if k.flash_attention else heads / tp * tokens * seq * probs_bytes(e)
     return (norms + attention + mlp) * tokens + probs
 
@@ -168,7 +169,8 @@ def forward_working_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels 
     attn_tokens = 2 * h_sp + 2 * (h + kv) / tp + (kv if k.flash_attention else 2 * h) / tp + 2 * h / tp
     scores = 0.0 if k.flash_attention else heads / tp * tokens * seq * (e + (4 if e != 4 else 0) + 4)
     attention = attn_tokens * tokens * e + scores
-    mlp = (2 * h_sp + (3 if k.fused_swiglu else 4) * ffn / tp) * tokens * e
+    # unfused: measured 5 ffn-wide tensors at the peak (6 before fast_paths dropped megatron's x_linear + 0 copy)
+    mlp = (2 * h_sp + (3 if k.fused_swiglu else 5) * ffn / tp) * tokens * e
     return max(attention, mlp)
 
 
@@ -186,14 +188,15 @@ def update_logits_bytes(vocab_local: int, tokens: int, response_tokens: int) -> 
 
 
 def forward_logits_bytes(vocab_local: int, tokens: int, response_tokens: int, e: int) -> float:
-    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype,
-    megatron's [s, b] -> [b, s] contiguous copy of them, their response rows, and the float32
-    temporaries of one chunk of the vocab-parallel kernel (its copy, exp and one more row-sized
-    buffer; ``engine/vocab_parallel.py`` upcasts chunk by chunk, so no fp32 [b, s, vocab] copy)."""
+    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype
+    with megatron's [s, b] -> [b, s] contiguous copy of them (the [s, b] logits are freed when the
+    model returns), or the [b, s] logits, their response rows and the float32 temporaries of one
+    chunk of the vocab-parallel kernel (its copy, exp and one more row-sized buffer;
+    ``engine/vocab_parallel.py`` upcasts chunk by chunk, so no fp32 [b, s, vocab] copy)."""
     from mindspeed_rl.engine.vocab_parallel import CHUNK_ELEMENTS
 
     chunk_rows = min(response_tokens, max(1, CHUNK_ELEMENTS // max(vocab_local, 1)))
-    return vocab_local * ((2 * tokens + response_tokens) * e + 3 * 4 * chunk_rows)
+    return vocab_local * max(2 * tokens * e, (tokens + response_tokens) * e + 3 * 4 * chunk_rows)
 
 
 def _fused_attention(cfg) -> bool:
