@@ -22,8 +22,9 @@ def _fails(overrides, key, name="ppo_tiny_cpu"):
 def test_shipped_ppo_configs_validate():
     tiny = load_config("ppo_tiny_cpu")
     assert tiny.rl_config.advantage_estimator == "gae" and tiny.critic_config is not None
-    # the README's tiny settings: critic lr 2x the actor's, 4 critic steps an iteration, 2 warm-up iterations
-    assert (tiny.critic_config.lr, tiny.critic_config.mini_batch_size, tiny.rl_config.critic_warmup) == (2e-3, 8, 2)
+    # the README's tiny settings: actor lr 3e-4, critic lr 2e-3, 4 critic steps an iteration, 2 warm-up iterations
+    assert (tiny.actor_config.lr, tiny.critic_config.lr, tiny.critic_config.mini_batch_size,
+            tiny.rl_config.critic_warmup) == (3e-4, 2e-3, 8, 2)
     orz = load_config("ppo_orz_qwen25_7b")
     rl, a, c = orz.rl_config, orz.actor_config, orz.critic_config
     assert (rl.gamma, rl.lam, rl.kl_coef, rl.use_kl_in_reward, rl.critic_warmup) == (1.0, 1.0, 0.0, False, 50)
