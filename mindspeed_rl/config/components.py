@@ -19,8 +19,10 @@ from mindspeed_rl.config.errors import ConfigError, Problem
 LOSS_RENAMED = {"kl_loss_coef": "kl_coef", "kl_loss_type": "kl_estimator"}
 # PolicyLossConfig field -> (the run keys it comes from, how)
 LOSS_DERIVED: Dict[str, tuple] = {
-    # the KL goes into the loss unless it is put in the reward
-    "use_kl_loss": (("rl_config.use_kl_in_reward",), lambda cfg: not cfg.rl_config.use_kl_in_reward),
+    # the KL goes into the loss unless it is put in the reward or has no weight (DAPO, Open-Reasoner-Zero:
+    # then the loss needs no reference log-probs and the trainer skips the reference pass)
+    "use_kl_loss": (("rl_config.use_kl_in_reward", "rl_config.kl_coef"),
+                    lambda cfg: not cfg.rl_config.use_kl_in_reward and cfg.rl_config.kl_coef != 0),
     # seq-mean-token-sum-norm's constant L: the longest response the rollout can return
     "loss_norm_length": (("generate_config.sampling_config.max_tokens",),
                          lambda cfg: cfg.generate_config.sampling_config.max_tokens),

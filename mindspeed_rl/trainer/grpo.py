@@ -4,7 +4,7 @@ One driver process holds the loop and the whole batch. Each iteration::
 
     outputs  = actor.generate(prompts, sampling)            # n responses per prompt (rollout engines)
     scores   = reward.score(texts, golds, extras)           # rule-based rewards
-    ref_lp   = ref.compute_log_probs(batch)                 # frozen reference
+    ref_lp   = ref.compute_log_probs(batch)                 # frozen reference (skipped without a KL)
     old_lp   = actor.compute_log_probs(batch)               # the policy that sampled (skippable on-policy)
     adv      = compute_advantages(rl.advantage_estimator, rewards, mask, prompt_index)
     metrics  = actor.update(batch + adv + log-probs, num_mini_batches=..., epochs=...)
@@ -149,8 +149,11 @@ class GRPOTrainer:
         reward_metrics = scored.reward_metrics
         scores = torch.tensor(scored.scores, dtype=torch.float32)
 
-        with timer("reference"):
-            ref_lp = self.ref.compute_log_probs(batch)
+        if rl.kl_coef != 0 or rl.use_kl_in_reward:
+            with timer("reference"):
+                ref_lp = self.ref.compute_log_probs(batch)
+        else:  # no KL anywhere (DAPO, Open-Reasoner-Zero): nothing reads the reference's log-probs
+            ref_lp = None
         on_policy = self.num_mini_batches == 1 and cfg.actor_config.epochs == 1
         if on_policy and not rl.log_rollout_logprob_diff and not rl.use_kl_in_reward:
             # The update treats the step as exactly on-policy (ratio 1): old log-probs are unused.
@@ -180,8 +183,10 @@ class GRPOTrainer:
             train_mask = mask_truncated(mask, exp.finish_reasons)
         train_batch = {
             "input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "response_mask": train_mask,
-            "advantages": advantages, "ref_log_probs": ref_lp,
+            "advantages": advantages,
         }
+        if ref_lp is not None:
+            train_batch["ref_log_probs"] = ref_lp
         if old_lp is not None:
             train_batch["old_log_probs"] = old_lp
         # a short dynamic-sampling batch keeps the configured mini-batch count while it has the prompts
