@@ -68,7 +68,8 @@ def main() -> int:
     prompts = [template.render(handler(r).messages) for r in rows]
     end = tok.convert_tokens_to_ids("<|im_end|>")
 
-    def solve_rates(n: int, greedy: bool) -> list[float]:
+    def solve_rates(n: int, greedy: bool) -> tuple[list[float], list[tuple[bool, bool]]]:
+        """Per-problem solve rates, and ``answer_skill`` of every answer."""
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         torch.manual_seed(0)
         with torch.no_grad():
@@ -77,13 +78,11 @@ def main() -> int:
         texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         golds = [json.dumps({"target": r["target"], "numbers": r["nums"]}) for r in rows]
         scores = [countdown_accuracy(t, golds[i // n]) for i, t in enumerate(texts)]
-        skills.extend(answer_skill(t, rows[i // n]["nums"]) for i, t in enumerate(texts))
-        return [sum(scores[i * n:(i + 1) * n]) / n for i in range(len(rows))]
+        skills = [answer_skill(t, rows[i // n]["nums"]) for i, t in enumerate(texts)]
+        return [sum(scores[i * n:(i + 1) * n]) / n for i in range(len(rows))], skills
 
-    skills: list[tuple[bool, bool]] = []
-    greedy = solve_rates(1, True)
-    skills.clear()  # the shares are over the sampled answers
-    sampled = solve_rates(args.n, False)
+    greedy, _ = solve_rates(1, True)
+    sampled, skills = solve_rates(args.n, False)  # the skill shares are over the sampled answers
     print(json.dumps({"model": str(model_dir), "problems": len(rows), "greedy_pass@1": round(sum(greedy) / len(rows), 3),
                       f"sampled_solve_rate_n{args.n}": round(sum(sampled) / len(rows), 3),
                       "all_wrong_groups": round(sum(s == 0 for s in sampled) / len(rows), 3),
