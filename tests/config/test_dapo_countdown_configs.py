@@ -29,6 +29,10 @@ def test_dapo_config_has_the_published_settings():
 def test_countdown_configs():
     tiny = load_config("grpo_countdown_tiny_cpu")
     assert tiny.rl_config.verifier_function == ["countdown", "countdown_acc"] and tiny.generate_config.backend == "hf"
+    # the settings the README's 3-seed rise was measured with: 32 prompts x 8, one Adam step at 1e-3
+    assert tiny.megatron_training.global_batch_size == 32 and tiny.actor_config.mini_batch_size == 32
+    assert tiny.actor_config.lr == 1e-3 and tiny.rl_config.n_samples_per_prompt == 8
+    assert tiny.rl_config.filter_groups_enable and tiny.rl_config.filter_groups_metric == "countdown_acc"
     big = load_config("grpo_countdown_qwen25_3b")
     assert big.actor_config.lr == 5e-7 and big.rl_config.kl_coef == 0.001 and big.rl_config.n_samples_per_prompt == 8
     assert big.model.hidden_size == 2048 and big.model.num_layers == 36 and big.model.tie_word_embeddings
