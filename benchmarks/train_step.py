@@ -2,20 +2,27 @@
 
 Two comparisons:
 
-* ``--workload uniform`` (default): MegatronEngine vs plain transformers + torch AdamW. Both sides
-  do the same work: the same random Qwen2 weights, the same variable-length right-padded rows, the
-  same micro-batches (padded to the call's longest row on both), fp32 on both, the same torch
+* ``--workload uniform`` (default): MegatronEngine vs plain transformers + torch AdamW: the same
+  random Qwen2 weights, the same variable-length right-padded rows in the same micro-batches of
+  rows, fp32 on both, the same torch
   thread count (one process), causal attention through torch's SDPA on both (HF's default
   ``sdpa`` without a padding mask: rows are right-padded, so it changes no real token; the engine's
   local spec runs ``engine.sdpa_attention``), the GRPO loss from ``mindspeed_rl.algorithms`` with
-  global normalisers (KL loss, entropy), gradient clipping and one Adam step.
+  global normalisers (KL loss, entropy), gradient clipping and one Adam step. Logits: the engine
+  projects only the rows that predict a response token (``engine.response_logits``); transformers
+  takes TRL's ``logits_to_keep`` suffix by default (``--hf-logits rows`` gives it the engine's
+  row selection, ``full`` every position). Padding: the engine pads each micro-batch to its own
+  longest row; transformers slices one batch padded to the call's longest row by default, as TRL
+  does (``--hf-pad micro`` gives it the engine's padding: the same work on both sides).
 * ``--workload mixed``: R1-Zero-like lengths (64 rows, prompts 50-500 tokens, responses
-  log-normal between 10 and 1,500): the engine with fixed micro-batches (every micro-batch padded
-  to the longest row of the call, as before dynamic batch size) vs the engine with token-budget
-  micro-batches. Reports the padded fraction of the tokens computed on each side.
+  log-normal between 10 and 1,500): the engine with fixed micro-batches padded to the call's
+  longest row (as it was before; emulated here), with fixed micro-batches padded to their own
+  longest row (now), and with token-budget micro-batches (dynamic batch size). Reports the padded
+  fraction of the tokens computed on each side.
 
 Throughput counts real (attended) tokens. Each side runs once to warm up, then ``--repeats``
-interleaved rounds; the median and the spread (min-max) are printed.
+interleaved rounds (a round times each side over as many updates as make 0.5 s, the same number on
+both); the median and the spread (min-max) are printed.
 
     python3 benchmarks/train_step.py
     python3 benchmarks/train_step.py --hidden 256 --layers 4 --samples 32 --seq 128
@@ -74,24 +81,43 @@ def mixed_batch(vocab: int, n: int = 64, seed: int = 0) -> dict:
     return _fill(_empty_batch((prompt + resp).tolist(), prompt.tolist(), seq), prompt, resp, vocab, g)
 
 
-def hf_update(model, opt, batch, loss_cfg, mbs: int, clip: float) -> None:
-    """The same update with transformers: micro-batched forward/backward, global normalisers."""
-    from mindspeed_rl.algorithms import compute_grpo_loss, compute_loss_normalizers, entropy_from_logits
+def hf_logits(model, ids, att, response_mask, mode: str):
+    """Logits at the response positions ``[b, R, V]`` the way ``mode`` says: ``full`` (every position,
+    then picked), ``suffix`` (``logits_to_keep``, as TRL does: the last positions covering every
+    response) or ``rows`` (the lm_head on the response rows' hidden states only, the engine's way)."""
     from mindspeed_rl.engine.batch import response_positions
 
+    pos = response_positions(att, response_mask)
+    if mode == "rows":
+        hidden = model.model(ids, use_cache=False).last_hidden_state
+        picked = hidden.gather(1, pos.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        return model.lm_head(picked), pos
+    keep = 0 if mode == "full" else ids.shape[1] - int(pos.min())  # 0: every position
+    logits = model(ids, use_cache=False, logits_to_keep=keep).logits
+    shift = ids.shape[1] - logits.shape[1]
+    return logits.gather(1, (pos - shift).unsqueeze(-1).expand(-1, -1, logits.shape[-1])), pos
+
+
+def hf_update(model, opt, batch, loss_cfg, mbs: int, clip: float, logits_mode: str = "suffix",
+              pad: str = "call") -> None:
+    """The same update with transformers: micro-batched forward/backward, global normalisers; each
+    micro-batch cut to the call's longest row (``pad="call"``, one padded batch sliced, as TRL does)
+    or to its own (``"micro"``, what the engine does)."""
+    from mindspeed_rl.algorithms import compute_grpo_loss, compute_loss_normalizers, entropy_from_logits
     norm = compute_loss_normalizers(batch["response_mask"])
     opt.zero_grad(set_to_none=True)
     n = batch["input_ids"].shape[0]
     longest = int(batch["attention_mask"].sum(-1).max())
     for s in range(0, n, mbs):
         mb = {k: v[s:s + mbs] for k, v in batch.items()}
+        if pad == "micro":
+            longest = int(mb["attention_mask"].sum(-1).max())
         ids, att = mb["input_ids"][:, :longest], mb["attention_mask"][:, :longest]
         # Rows are right-padded and attention is causal, so padding never reaches a real token: no
         # attention mask (the engine passes none either; a mask would take HF's slower masked SDPA
         # path), and no KV cache (a training forward does not need one).
-        logits = model(ids, use_cache=False).logits
-        pos = response_positions(att, mb["response_mask"])
-        sel = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1])).float()
+        sel, pos = hf_logits(model, ids, att, mb["response_mask"], logits_mode)
+        sel = sel.float()
         labels = ids.gather(1, pos + 1)
         logp = torch.log_softmax(sel, -1).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         loss, _ = compute_grpo_loss(logp, mb["advantages"], mb["response_mask"], loss_cfg,
@@ -100,6 +126,20 @@ def hf_update(model, opt, batch, loss_cfg, mbs: int, clip: float) -> None:
         loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
+
+
+def pad_to_call_longest(engine) -> None:
+    """Make ``engine`` cut fixed micro-batches the way it did before (every one padded to the call's
+    longest row): the "before" side of the mixed workload."""
+    from mindspeed_rl.engine import batch as B
+
+    def micro_batches(batch, max_tokens, micro_batch_size):
+        mbs = micro_batch_size or engine.config.micro_batch_size
+        micro = B.split_micro_batches(B.trim_to_longest(batch), mbs)
+        n = batch["input_ids"].shape[0]
+        return micro, [torch.arange(i * mbs, min((i + 1) * mbs, n)) for i in range(len(micro))]
+
+    engine._micro_batches = micro_batches
 
 
 def padded_fraction(engine, batch: dict) -> float:
@@ -111,16 +151,24 @@ def padded_fraction(engine, batch: dict) -> float:
     return 1.0 - real / computed
 
 
-def interleave(sides: dict, repeats: int) -> dict:
-    """Warm each side up once, then time them in turn ``repeats`` times; seconds per side."""
+def interleave(sides: dict, repeats: int, min_sample_s: float = 0.5) -> dict:
+    """Warm each side up once, then time them in turn ``repeats`` times; seconds per update per side.
+
+    A sample runs the same number of updates on every side, enough for the slowest warm-up to
+    last ``min_sample_s``: a 30 ms update timed once is mostly scheduler noise."""
+    warm = []
     for fn in sides.values():
+        t = time.perf_counter()
         fn()
+        warm.append(time.perf_counter() - t)
+    per_sample = max(1, math.ceil(min_sample_s / max(min(warm), 1e-6)))
     times = {name: [] for name in sides}
     for _ in range(repeats):
         for name, fn in sides.items():
             t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
+            for _ in range(per_sample):
+                fn()
+            times[name].append((time.perf_counter() - t) / per_sample)
     return times
 
 
@@ -143,6 +191,12 @@ def main() -> None:
     p.add_argument("--max-tokens-per-micro-batch", type=int, default=4096, help="token budget (mixed workload)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--hf-pad", choices=["call", "micro"], default="call",
+                   help="transformers' micro-batches padded to the call's longest row (one padded batch "
+                        "sliced, as TRL does; default) or each to its own longest row (the engine's way)")
+    p.add_argument("--hf-logits", choices=["full", "suffix", "rows"], default="suffix",
+                   help="where transformers computes logits: every position, logits_to_keep's suffix (TRL's "
+                        "way, default) or the response rows only (the engine's way)")
     args = p.parse_args()
 
     import torch.distributed as dist
@@ -186,24 +240,30 @@ def main() -> None:
             opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
             eng = engine()
             times = interleave({
-                "transformers + AdamW": lambda: hf_update(model, opt, batch, loss_cfg, args.micro_batch_size, 1.0),
+                f"transformers + AdamW ({args.hf_logits} logits, {args.hf_pad} padding)": lambda: hf_update(
+                    model, opt, batch, loss_cfg, args.micro_batch_size, 1.0, args.hf_logits, args.hf_pad),
                 f"MegatronEngine (micro-batch {args.micro_batch_size})": lambda: eng.train_batch(batch, loss),
             }, args.repeats)
         else:
-            fixed = engine()
+            before, fixed = engine(), engine()
+            pad_to_call_longest(before)
             budget = engine(max_tokens_per_micro_batch=args.max_tokens_per_micro_batch)
-            print(f"padded share of tokens computed: fixed micro-batches of {args.micro_batch_size} "
+            print(f"padded share of tokens computed: micro-batches of {args.micro_batch_size} padded to the call's "
+                  f"longest row (before) {padded_fraction(before, batch):.1%}, to their own "
                   f"{padded_fraction(fixed, batch):.1%}, token budget {args.max_tokens_per_micro_batch} "
                   f"{padded_fraction(budget, batch):.1%}")
             times = interleave({
-                f"engine, fixed micro-batch {args.micro_batch_size}": lambda: fixed.train_batch(batch, loss),
+                f"engine, micro-batch {args.micro_batch_size}, call's longest (before)":
+                    lambda: before.train_batch(batch, loss),
+                f"engine, micro-batch {args.micro_batch_size}, own longest": lambda: fixed.train_batch(batch, loss),
                 f"engine, token budget {args.max_tokens_per_micro_batch}": lambda: budget.train_batch(batch, loss),
             }, args.repeats)
     report(times, tokens)
-    (a, ta), (b, tb) = times.items()
-    ratios = sorted(x / y for x, y in zip(ta, tb))
-    print(f"ratio {b} / {a} (tokens/s, per round): median {statistics.median(ratios):.2f}, "
-          f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}")
+    (a, ta), *others = times.items()
+    for b, tb in others:
+        ratios = sorted(x / y for x, y in zip(ta, tb))
+        print(f"ratio {b} / {a} (tokens/s, per round): median {statistics.median(ratios):.2f}, "
+              f"spread {ratios[0]:.2f}-{ratios[-1]:.2f}")
     dist.destroy_process_group()
 
 

@@ -14,13 +14,16 @@ response starts at ``prompt_len_i = attention_mask[i].sum() - response_mask[i].s
 
 Two ways to cut micro-batches:
 
-* fixed size (``split_micro_batches``): ``[micro_batch_size, S']`` each, ``S'`` the longest
-  sequence of the whole call, missing rows filled with fully masked rows (the loss ignores them
-  exactly). Every micro-batch has the same shape, which a fixed-shape pipeline schedule needs.
+* fixed size (``split_micro_batches``): ``micro_batch_size`` rows each, in order, missing rows
+  filled with fully masked rows (the loss ignores them exactly); the engine trims each to its own
+  longest row and response (``trim_micro_batch``), so a short micro-batch is not padded to the
+  call's longest row.
 * token budget (``split_by_token_budget``, dynamic batch size): rows sorted by length and cut so
   that each micro-batch's padded size (rows x its own longest row) stays within a budget; each
-  micro-batch is trimmed to its own longest row and response width. With pipeline parallelism the
-  engine turns on Megatron's ``variable_seq_lengths`` so that stages exchange shapes first.
+  micro-batch is trimmed to its own longest row and response width.
+
+Micro-batch shapes differ either way, so with pipeline parallelism the engine turns on Megatron's
+``variable_seq_lengths`` (stages exchange shapes first).
 
 Both are exact: the loss is normalised by global counts (``algorithms.compute_loss_normalizers``
 over the whole mini-batch and all DP ranks), never per micro-batch.

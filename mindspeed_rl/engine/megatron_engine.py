@@ -19,6 +19,7 @@ from mindspeed_rl.engine import packing as engine_packing
 from mindspeed_rl.engine.config import MegatronEngineConfig
 from mindspeed_rl.engine.layout import EngineLayout
 from mindspeed_rl.engine.offload import StorageParking, optimizer_state_tensors
+from mindspeed_rl.engine.response_logits import RESPONSE_LOGITS, ResponseLogits, flat_positions
 from mindspeed_rl.engine.vocab_parallel import vocab_parallel_log_prob_stats
 from mindspeed_rl.engine.wrappers import unwrap  # noqa: F401 - re-exported
 from mindspeed_rl.utils.imports import require
@@ -208,11 +209,11 @@ class MegatronEngine:
             overrides["sequence_parallel"] = True
         tcfg = self.bridge.transformer_config(self.tp_size, self.pp_size, params_dtype=c.torch_dtype,
                                               num_layer_list=c.num_layer_list, **overrides)
-        if self.pp_size > 1 and (c.max_tokens_per_micro_batch or c.log_prob_max_tokens_per_micro_batch
-                                 or self.kernels.packed_sequences):
-            # Token-budget micro-batches (and packed ones) differ in shape, so pipeline stages send
-            # shapes before tensors. Set after construction: TransformerConfig's check of this flag
-            # is about MoE token dispatchers, which a dense model does not have.
+        if self.pp_size > 1:
+            # Micro-batches differ in shape (each is padded to its own longest row; token-budget and
+            # packed ones in rows too), so pipeline stages send shapes before tensors. Set after
+            # construction: TransformerConfig's check of this flag is about MoE token dispatchers,
+            # which a dense model does not have.
             tcfg.variable_seq_lengths = True
         model_kwargs = self.bridge.gpt_model_kwargs(self.tp_size, padded_vocab=self.padded_vocab)
         if self.values_output:
@@ -229,6 +230,10 @@ class MegatronEngine:
             from mindspeed_rl.engine.value_head import attach_value_head
 
             attach_value_head(model, tcfg.hidden_size, c.torch_dtype, c.seed)
+        # the policy's logits only where a response token is predicted (see engine.response_logits)
+        self.response_logits = (ResponseLogits(model.output_layer)
+                                if self.is_last_stage and not self.values_output and not tcfg.sequence_parallel
+                                else None)
         if loading_weights:
             mark_tensor_parallel_weights(model)
         model.to(self.device)
@@ -284,7 +289,9 @@ class MegatronEngine:
         pos = engine_batch.response_positions(mb["attention_mask"], mb["response_mask"]).to(logits.device)
         labels = mb["input_ids"].to(logits.device).gather(1, pos + 1)
         # only the response positions, in the logits' dtype; the kernel upcasts chunk by chunk
-        if "packed_rows" in mb:  # packed logits [1, T, V]: the response positions of each row in T
+        if mb.get(RESPONSE_LOGITS):  # the output layer projected only these rows: [1, b * R, V]
+            picked = logits.view(*pos.shape, logits.shape[-1])
+        elif "packed_rows" in mb:  # packed logits [1, T, V]: the response positions of each row in T
             flat = engine_packing.packed_index(mb["packed_rows"], pos.cpu()).to(logits.device)
             picked = logits[0].index_select(0, flat.reshape(-1)).view(*flat.shape, logits.shape[-1])
         else:
@@ -297,16 +304,27 @@ class MegatronEngine:
             temperature=self.config.logit_temperature if temperature else 1.0,
         )
 
+    @staticmethod
+    def _response_rows(mb: engine_batch.Batch) -> torch.Tensor:
+        """Rows of the output layer's flattened input ([s, b] or packed [T]) that predict a response
+        token, in ``[b, R]`` order (what ``_token_log_prob_stats`` views the logits as)."""
+        pos = engine_batch.response_positions(mb["attention_mask"], mb["response_mask"])
+        if "packed_rows" in mb:
+            return engine_packing.packed_index(mb["packed_rows"], pos).reshape(-1)
+        return flat_positions(pos, mb["input_ids"].shape[0])
+
     def _micro_batches(self, batch: engine_batch.Batch, max_tokens: int,
                        micro_batch_size: Optional[int]) -> Tuple[List[engine_batch.Batch], List[torch.Tensor]]:
         """Micro-batches of ``batch`` and the batch rows each holds: by token budget when
-        ``max_tokens`` > 0, else ``micro_batch_size`` rows padded to the call's longest row."""
+        ``max_tokens`` > 0, else ``micro_batch_size`` rows in order, each padded to its own longest row."""
         seq_multiple = self._seq_multiple()
         if max_tokens > 0:
             return engine_batch.split_by_token_budget(batch, max_tokens, seq_multiple)
         n = batch["input_ids"].shape[0]
         mbs = micro_batch_size or self.config.micro_batch_size
-        micro = engine_batch.split_micro_batches(engine_batch.trim_to_longest(batch, seq_multiple), mbs)
+        # each micro-batch padded to its own longest row and response, not the call's
+        micro = [engine_batch.trim_micro_batch(mb, seq_multiple)
+                 for mb in engine_batch.split_micro_batches(batch, mbs)]
         index = [torch.arange(i * mbs, min((i + 1) * mbs, n)) for i in range(len(micro))]
         return micro, index
 
@@ -323,6 +341,9 @@ class MegatronEngine:
 
         def forward_step(data_iterator, model):
             mb = next(data_iterator)
+            if self.response_logits is not None and self.is_last_stage:
+                self.response_logits.select(self._response_rows(mb).to(device))
+                mb = dict(mb, **{RESPONSE_LOGITS: True})
             if packed:
                 rows = mb["packed_rows"]
                 out = model(rows.tokens.to(device), rows.position_ids.to(device), None,

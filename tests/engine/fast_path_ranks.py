@@ -1,7 +1,7 @@
 """Rank functions for test_fast_paths: the RoPE fast path against megatron's
 ``apply_rotary_pos_emb`` (unit and whole GPTModel), and an engine update with the engine's fast
-paths (RoPE, gated MLP, DP-only grad finalisation, train/eval switching only on change) against the same
-update through megatron's own functions."""
+paths (RoPE, gated MLP, DP-only grad finalisation, train/eval switching only on change, logits at the
+response positions only) against the same update through megatron's own functions."""
 import torch
 
 
@@ -112,6 +112,9 @@ def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=F
     chosen = fast.transformer_config.finalize_model_grads_func is me.finalize_dp_only
     plain.transformer_config.finalize_model_grads_func = finalize_model_grads
     plain._set_training = lambda training: plain.model.train(training)  # megatron's every-call switch
+    if plain.response_logits is not None:  # megatron's logits at every position, picked afterwards
+        plain.response_logits.remove()
+        plain.response_logits = None
     from megatron.core.transformer.mlp import MLP
 
     fast_rope, megatron_rope = attention.apply_rotary_pos_emb, fast_paths.original_rope()
@@ -134,7 +137,9 @@ def engine_compare(rank, world_size, hf_dir, mg_dir, tp, pp, sequence_parallel=F
             mlp_calls = fast_mlp.fast_calls - mlp_calls
     (fm1, fm2, flp, fp), (pm1, pm2, plp, pp_) = out["fast"], out["plain"]
     metric = max(abs(a[k] - b[k]) for a, b in ((fm1, pm1), (fm2, pm2)) for k in b)
-    return dict(chosen_dp_only=chosen, mlp_fast_calls=mlp_calls, rope_cached=len(fast_rope.cache), metrics=metric,
+    return dict(chosen_dp_only=chosen, mlp_fast_calls=mlp_calls,
+                response_logit_calls=fast.response_logits.calls if fast.response_logits is not None else None,
+                last_stage=fast.is_last_stage, rope_cached=len(fast_rope.cache), metrics=metric,
                 log_probs=float((flp - plp).abs().max()),
                 params=max(float((a - b).abs().max()) for a, b in zip(fp, pp_)),
                 moved=max(float((a - b).abs().max()) for a, b in zip(fp, init)), grad_norm=fm1["grad_norm"])

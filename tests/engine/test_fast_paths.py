@@ -7,8 +7,8 @@
   interleaved, bf16), THD takes megatron's function; with the gated-MLP path a GPTModel's logits
   and grads equal megatron's;
 * an engine update (two steps and a log-prob pass) with all fast paths (RoPE, MLP, DP-only grad
-  finalisation, train/eval switch on change) equals megatron's functions at TP1, DP2, TP2, TP2 with
-  sequence parallelism and PP2, and the DP-only finalisation is chosen only where it applies."""
+  finalisation, train/eval switch on change, logits at the response positions only) equals megatron's
+  functions at TP1, DP2, TP2, TP2 with sequence parallelism and PP2, and the DP-only finalisation is chosen only where it applies."""
 import pytest
 
 from mindspeed_rl.testing import run_distributed
@@ -76,5 +76,33 @@ def test_engine_update_fast_paths_equal_megatron(ckpts, layout):
         assert r["chosen_dp_only"] == dp_only, (rank, r)
         # the fast engine's MLPs and RoPE took the fast paths
         assert r["mlp_fast_calls"] > 0 and r["rope_cached"] > 0, (rank, r)
+        # logits at the response rows only, on the last stage (3 train + log-prob passes' micro-batches);
+        # sequence parallel keeps megatron's full logits, the first of two stages has no output layer
+        expected = None if sp or not r["last_stage"] else True
+        assert (r["response_logit_calls"] is None) == (expected is None), (rank, r)
+        assert expected is None or r["response_logit_calls"] > 0, (rank, r)
         assert r["moved"] > 1e-5 and r["grad_norm"] > 0, (rank, r)  # the updates changed the weights
         assert r["params"] <= 1e-6 and r["log_probs"] <= 1e-6 and r["metrics"] <= 1e-6, (rank, r)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_swiglu_function_is_autograds_chunk_silu_mul(dtype):
+    """The SwiGLU Function's output and input grad are bitwise autograd's ``silu(a) * b`` of the chunked
+    fc1 output (the same kernels), for a contiguous and a transposed incoming grad."""
+    import torch
+    import torch.nn.functional as F
+
+    from mindspeed_rl.engine.fast_paths import _SwiGLU
+
+    g = torch.Generator().manual_seed(0)
+    base = (torch.randn(5, 3, 2 * 24, generator=g) * 3).to(getattr(torch, dtype))
+    for grad in (torch.randn(5, 3, 24, generator=g), torch.randn(3, 5, 24, generator=g).transpose(0, 1)):
+        grad = grad.to(base.dtype)
+        runs = []
+        for fn in (lambda x: _SwiGLU.apply(x), lambda x: F.silu(x.chunk(2, -1)[0]) * x.chunk(2, -1)[1]):
+            x = base.clone().requires_grad_(True)
+            y = fn(x)
+            y.backward(grad)
+            runs.append((y.detach(), x.grad))
+        assert runs[1][1].abs().max() > 0.1
+        assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])

@@ -90,3 +90,25 @@ def test_balanced_shards_keep_mini_batches_and_balance_tokens(dp, mini):
     assert max(load) - min(load) <= max(max(naive) - min(naive), max(lengths))
     if dp > 1:
         assert max(load) - min(load) <= max(lengths)
+
+
+def test_engine_fixed_micro_batches_are_padded_to_their_own_longest_row():
+    """Fixed-size micro-batches keep their rows in order and are each cut to their own longest row and
+    response (rounded up to TP under sequence parallelism), not to the call's longest."""
+    from types import SimpleNamespace
+
+    from mindspeed_rl.engine.megatron_engine import MegatronEngine
+
+    batch = _batch([30, 5, 6, 7, 28, 29, 4])
+    for multiple, widths in ((1, [30, 7, 29, 4]), (4, [32, 8, 32, 4])):
+        fake = SimpleNamespace(config=SimpleNamespace(micro_batch_size=2), _seq_multiple=lambda m=multiple: m)
+        micro, index = MegatronEngine._micro_batches(fake, batch, 0, None)
+        assert [r.tolist() for r in index] == [[0, 1], [2, 3], [4, 5], [6]]
+        assert [mb["input_ids"].shape for mb in micro] == [(2, w) for w in widths]
+        for mb, rows in zip(micro, index):
+            n = len(rows)
+            cut = min(mb["input_ids"].shape[1], batch["input_ids"].shape[1])
+            assert torch.equal(mb["input_ids"][:n, :cut], batch["input_ids"][rows, :cut])
+            width = int(batch["response_mask"][rows].sum(-1).max())
+            assert torch.equal(mb["advantages"][:n], batch["advantages"][rows, :width])
+        assert micro[-1]["attention_mask"][1].sum() == 0  # the missing row: fully masked
