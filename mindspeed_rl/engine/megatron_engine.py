@@ -232,8 +232,7 @@ class MegatronEngine:
             attach_value_head(model, tcfg.hidden_size, c.torch_dtype, c.seed)
         # the policy's logits only where a response token is predicted (see engine.response_logits)
         self.response_logits = (ResponseLogits(model.output_layer)
-                                if self.is_last_stage and not self.values_output and not tcfg.sequence_parallel
-                                else None)
+                                if self.is_last_stage and not self.values_output else None)
         if loading_weights:
             mark_tensor_parallel_weights(model)
         model.to(self.device)
@@ -341,7 +340,7 @@ class MegatronEngine:
 
         def forward_step(data_iterator, model):
             mb = next(data_iterator)
-            if self.response_logits is not None and self.is_last_stage:
+            if self.response_logits is not None:  # the last stage: project only the response rows
                 self.response_logits.select(self._response_rows(mb).to(device))
                 mb = dict(mb, **{RESPONSE_LOGITS: True})
             if packed:

@@ -8,8 +8,11 @@ A forward pre-hook on ``GPTModel.output_layer`` picks the response rows of the f
 (``[s, b, h]`` or packed ``[T, 1, h]``) before the projection, as megatron-core itself does for
 last-token inference logits, so the model returns ``[1, b * R, vocab]`` in the rows' order.
 
-Not with sequence parallelism: there the output layer all-gathers the sequence itself, and picking
-rows before it would need that gather (and its gradient's reduce-scatter) done here instead.
+With sequence parallelism the hidden states reach the layer split along the sequence and the
+layer all-gathers them itself. Here the gather is done first, with a backward that only splits
+(``tensor_parallel_output_grad=False``), and the layer runs that one call without sequence
+parallelism, so its input copy all-reduces the gradient over TP: split after all-reduce is the
+reduce-scatter the layer's own gather would have done.
 """
 from __future__ import annotations
 
@@ -28,28 +31,39 @@ def flat_positions(positions: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 class ResponseLogits:
-    """A pre-hook on ``output_layer`` that projects only the rows given to ``select`` (once)."""
+    """Hooks on ``output_layer`` that project only the rows given to ``select`` (for one forward)."""
 
     def __init__(self, output_layer: torch.nn.Module):
         self._pending: Optional[torch.Tensor] = None
-        self._handle = output_layer.register_forward_pre_hook(self._pick_rows, with_kwargs=True)
+        self._sequence_parallel = bool(getattr(output_layer, "sequence_parallel", False))
+        self._handles = [output_layer.register_forward_pre_hook(self._pick_rows, with_kwargs=True)]
+        if self._sequence_parallel:
+            self._handles.append(output_layer.register_forward_hook(self._restore_sequence_parallel))
         self.calls = 0  # how many forwards took the response rows only (tests check it ran)
 
     def select(self, flat_index: torch.Tensor) -> None:
         """The next forward's output layer sees only these rows of the flattened hidden states."""
         self._pending = flat_index
 
-    def clear(self) -> None:
-        self._pending = None
-
     def _pick_rows(self, module, args, kwargs):
         index, self._pending = self._pending, None
         if index is None:  # a forward that did not ask (export, a caller's own model call)
+            self._restore_sequence_parallel(module)
             return None
         hidden = args[0]
+        if self._sequence_parallel:
+            from megatron.core.tensor_parallel.mappings import gather_from_sequence_parallel_region
+
+            hidden = gather_from_sequence_parallel_region(hidden, tensor_parallel_output_grad=False,
+                                                          group=module.tp_group)
+            module.sequence_parallel = False  # this call only: the rows are whole, every TP rank has them
         picked = hidden.reshape(-1, hidden.shape[-1]).index_select(0, index).unsqueeze(1)  # [N, 1, h]
         self.calls += 1
         return (picked, *args[1:]), kwargs
 
+    def _restore_sequence_parallel(self, module, *_):
+        module.sequence_parallel = self._sequence_parallel
+
     def remove(self) -> None:
-        self._handle.remove()
+        for handle in self._handles:
+            handle.remove()

@@ -12,7 +12,7 @@
   Megatron's persistent attention-score buffer (local attention); for the forward-only log-prob
   passes, one layer's working set;
 * logits of one micro-batch on the last stage (fp32, vocab-parallel, at the response positions
-  only unless sequence parallel, with the copies the log-prob and entropy computation makes).
+  only, with the copies the log-prob and entropy computation makes).
 
 The activation and logit terms are what megatron-core 0.16's local spec and this engine keep,
 measured tensor by tensor on CPU (``mindspeed_rl.planning.measure``, checked in
@@ -180,28 +180,23 @@ def attention_buffer_bytes(m, tp: int, tokens: int, seq: int, e: int, k: Kernels
     return 0.0 if k.flash_attention else m.num_attention_heads / tp * tokens * seq * e
 
 
-def update_logits_bytes(vocab_local: int, tokens: int, response_tokens: int, rows_only: bool = True) -> float:
+def update_logits_bytes(vocab_local: int, response_tokens: int) -> float:
     """The loss's fp32 logits at the peak of backward: 6 copies at the response positions (the
-    logits, the vocab-parallel log-softmax and entropy temporaries and their gradients). The output
-    layer projects only the response rows (``engine/response_logits.py``); with sequence
-    parallelism (``rows_only=False``) it projects every position, and the [b, s, vocab/tp] logits
-    are kept by the gather of the response positions as well."""
-    return 4.0 * vocab_local * ((0 if rows_only else tokens) + 6 * response_tokens)
+    logits, which the output layer projects only there, ``engine/response_logits.py``; the
+    vocab-parallel log-softmax and entropy temporaries; their gradients)."""
+    return 4.0 * vocab_local * 6 * response_tokens
 
 
-def forward_logits_bytes(vocab_local: int, tokens: int, response_tokens: int, e: int, rows_only: bool = True) -> float:
-    """Peak of the output layer and the log-probs without autograd: the logits in the compute dtype
-    with megatron's [s, b] -> [b, s] contiguous copy of them (the [s, b] logits are freed when the
-    model returns), or the [b, s] logits, their response rows and the float32 temporaries of one
-    chunk of the vocab-parallel kernel (its copy, exp and one more row-sized buffer;
-    ``engine/vocab_parallel.py`` upcasts chunk by chunk, so no fp32 [b, s, vocab] copy). With
-    ``rows_only`` the logits are the response rows alone (no [b, s] logits, no picked copy)."""
+def forward_logits_bytes(vocab_local: int, response_tokens: int, e: int) -> float:
+    """Peak of the output layer and the log-probs without autograd: the response rows' logits in
+    the compute dtype with megatron's [s, b] -> [b, s] contiguous copy of them (the first is freed
+    when the model returns), or the logits and the float32 temporaries of one chunk of the
+    vocab-parallel kernel (its copy, exp and one more row-sized buffer; ``engine/vocab_parallel.py``
+    upcasts chunk by chunk, so no fp32 copy of the logits)."""
     from mindspeed_rl.engine.vocab_parallel import CHUNK_ELEMENTS
 
     chunk_rows = min(response_tokens, max(1, CHUNK_ELEMENTS // max(vocab_local, 1)))
-    rows = response_tokens if rows_only else tokens
-    picked = 0 if rows_only else response_tokens
-    return vocab_local * max(2 * rows * e, (rows + picked) * e + 3 * 4 * chunk_rows)
+    return vocab_local * max(2 * response_tokens * e, response_tokens * e + 3 * 4 * chunk_rows)
 
 
 def _fused_attention(cfg) -> bool:
@@ -259,13 +254,12 @@ def plan_memory(cfg) -> MemoryPlan:
     acts *= min(pp, n_micro) if pp > 1 else 1
     acts += attention_buffer_bytes(m, tp, tokens, seq, e, kernels)
     vocab_local = vpad // tp
-    rows_only = not kernels.sequence_parallel  # the engine projects only the response rows (not with SP)
-    logits = update_logits_bytes(vocab_local, tokens, tokens * response // seq, rows_only)
+    logits = update_logits_bytes(vocab_local, tokens * response // seq)
     fwd_tokens = r.log_prob_max_tokens_per_micro_batch or seq * r.micro_batch_size
     fe = DTYPE_BYTES[r.params_dtype]
     # without autograd a layer's temporaries and the logits are not alive together: the larger counts
     fwd_layer = forward_working_bytes(m, tp, fwd_tokens, seq, fe, kernels)
-    fwd_logits = forward_logits_bytes(vocab_local, fwd_tokens, fwd_tokens * response // seq, fe, rows_only)
+    fwd_logits = forward_logits_bytes(vocab_local, fwd_tokens * response // seq, fe)
     fwd_act = attention_buffer_bytes(m, tp, fwd_tokens, seq, fe, kernels) + (fwd_layer if fwd_layer > fwd_logits else 0.0)
     fwd_logits = fwd_logits if fwd_logits >= fwd_layer else 0.0
 
