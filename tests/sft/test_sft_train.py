@@ -1,5 +1,5 @@
 """The SFT trainer on the Megatron engine: its first loss equals transformers + torch's smoothed
-cross-entropy over the assistant tokens; the trained weights agree across TP1 / TP2 / DP2 and micro-batch
+cross-entropy over the assistant tokens; the trained weights agree across TP1 / TP2 / DP2 / PP2 / TP2xPP2 and micro-batch
 splits (fixed size, token budget) within 1e-5 (relative, per tensor, as tests/engine); a run resumed from a checkpoint ends with exactly the
 weights of the uninterrupted run; the exported HF directory loads in transformers."""
 import dataclasses
@@ -56,6 +56,9 @@ def test_first_loss_matches_hf_and_update_is_layout_invariant(setup):
         "tp1_mbs2": dict(),
         "tp2_mbs1": dict(tensor_model_parallel_size=2, micro_batch_size=1),
         "dp2_token_budget": dict(data_parallel_size=2, max_tokens_per_micro_batch=128),
+        # pipeline stages (the 32B recipe runs TP8 x PP4): the loss on the last stage, tied embeddings synced
+        "pp2_mbs2": dict(pipeline_model_parallel_size=2),
+        "tp2_pp2_mbs1": dict(tensor_model_parallel_size=2, pipeline_model_parallel_size=2, micro_batch_size=1),
     }
     weights, first = {}, {}
     for name, train in runs.items():
@@ -72,7 +75,7 @@ def test_first_loss_matches_hf_and_update_is_layout_invariant(setup):
     base = weights["tp1_mbs2"]
     init = read_weights(hf_dir)
     assert max(_rel(base[k], init[k]) for k in base) > 1e-4  # the update is large enough to show a layout bug
-    for name in ("tp2_mbs1", "dp2_token_budget"):
+    for name in ("tp2_mbs1", "dp2_token_budget", "pp2_mbs2", "tp2_pp2_mbs1"):
         for k in base:
             assert _rel(weights[name][k], base[k]) <= 1e-5, (name, k, _rel(weights[name][k], base[k]))
 
