@@ -154,8 +154,8 @@ def padded_fraction(engine, batch: dict) -> float:
 def interleave(sides: dict, repeats: int, min_sample_s: float = 0.5) -> dict:
     """Warm each side up once, then time them in turn ``repeats`` times; seconds per update per side.
 
-    A sample runs the same number of updates on every side, enough for the slowest warm-up to
-    last ``min_sample_s``: a 30 ms update timed once is mostly scheduler noise."""
+    A sample runs the same number of updates on every side, enough for the faster side's warm-up
+    to last ``min_sample_s``: a 30 ms update timed once is mostly scheduler noise."""
     warm = []
     for fn in sides.values():
         t = time.perf_counter()
