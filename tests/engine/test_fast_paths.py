@@ -7,8 +7,9 @@
   interleaved, bf16), THD takes megatron's function; with the gated-MLP path a GPTModel's logits
   and grads equal megatron's;
 * an engine update (two steps and a log-prob pass) with all fast paths (RoPE, MLP, DP-only grad
-  finalisation, train/eval switch on change, logits at the response positions only, also under sequence
-  parallelism) equals megatron's functions at TP1, DP2, TP2, TP2 with sequence parallelism and PP2, and the DP-only finalisation is chosen only where it applies."""
+  finalisation, train/eval switch on change, logits at the response positions only) equals megatron's
+  functions at TP1, DP2, TP2, TP2 with sequence parallelism and PP2, and the DP-only finalisation is
+  chosen only where it applies."""
 import pytest
 
 from mindspeed_rl.testing import run_distributed

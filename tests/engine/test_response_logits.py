@@ -1,8 +1,8 @@
 """engine.response_logits: the output layer projects only the rows that predict a response token,
 for megatron's [s, b, h] hidden states and for packed [T, 1, h] ones, in the engine's [b, R] order;
 values and gradients equal the full projection picked afterwards. The engine-level equality (an
-update and a log-prob pass with it vs megatron's full logits, TP1/DP2/TP2/PP2) is in
-test_fast_paths.py."""
+update and a log-prob pass with it vs megatron's full logits, TP1/DP2/TP2/TP2 with sequence
+parallelism/PP2) is in test_fast_paths.py."""
 import torch
 
 from mindspeed_rl.engine import packing
